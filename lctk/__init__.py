@@ -1,0 +1,3 @@
+"""lctk: long-context work on local models — compress, search, ask, generate."""
+
+__version__ = "0.1.0"

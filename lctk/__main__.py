@@ -1,0 +1,5 @@
+"""Run the CLI as `python -m lctk`."""
+
+from lctk.cli import main
+
+main()

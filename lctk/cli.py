@@ -1,0 +1,99 @@
+"""The `lctk` command: root Typer app, global options, and error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from lctk import __version__
+from lctk.commands.doctor import doctor
+from lctk.commands.generate import generate
+from lctk.commands.models import models
+from lctk.state import cli_state
+
+try:  # typer >= 0.26 vendors click; older releases use click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError
+
+app = typer.Typer(
+    name="lctk",
+    help="Long-context toolkit: local models for compressing, searching and asking long inputs, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lctk {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details (backend choice, timings) and show tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Long-context toolkit: local models for compressing, searching and asking long inputs, offline."""
+    from lctk.console import setup_logging
+
+    cli_state.verbose, cli_state.quiet = verbose, quiet and not verbose
+    setup_logging(cli_state.verbose, cli_state.quiet)
+
+
+app.command("generate")(generate)
+app.command("models")(models)
+app.command("doctor")(doctor)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map errors to one `error:` line and an exit status (1 error, 2 usage, 130 interrupt)."""
+    from lctk.console import print_error
+    from lctk.errors import LctkError
+
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:  # bare `lctk` shows the help, like `lctk --help`
+        args = ["--help"]
+    try:
+        result = command.main(args=args, prog_name="lctk", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        print_error(exc.format_message() + hint)
+        code = 2
+    except ClickException as exc:
+        print_error(exc.format_message())
+        code = exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        print_error("interrupted")
+        code = 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as grep does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141
+    except LctkError as exc:
+        if cli_state.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print_error(str(exc))
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if cli_state.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print_error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,1 @@
+"""LongCodeZip compression at repository scale (chunking, scoring, selection)."""

@@ -1,0 +1,152 @@
+"""`lctk doctor`: check that the default setup works on this machine, and say how to fix it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lctk import __version__
+from lctk.config import cache_dir
+from lctk.errors import LctkError
+from lctk.models import registry
+from lctk.models.hardware import cpu_count
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+SMOKE_PROMPT = "Say hello."
+SMOKE_TOKENS = 5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One doctor check: what was looked at, what was found, and the fix when it failed."""
+
+    name: str
+    status: str  # OK, WARN or FAIL
+    detail: str
+    fix: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """All checks; `ok` is False when any check failed."""
+
+    version: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return all(check.status != FAIL for check in self.checks)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _timed(name: str, body: Callable[[], Check]) -> Check:
+    started = time.perf_counter()
+    try:
+        check = body()
+    except LctkError as exc:
+        check = Check(name, FAIL, str(exc))
+    except Exception as exc:  # doctor reports every failure instead of dying on the first
+        check = Check(name, FAIL, f"{type(exc).__name__}: {exc}")
+    return Check(check.name, check.status, check.detail, check.fix, round(time.perf_counter() - started, 3))
+
+
+def environment_checks() -> list[Check]:
+    """Python, backends, hardware and cache directory."""
+    checks = [Check("python", OK if sys.version_info >= (3, 10) else FAIL, platform.python_version(), "use Python 3.10 or newer")]
+    checks.append(_timed("torch", _torch_check))
+    transformers = _version("transformers")
+    checks.append(Check("transformers", OK if transformers else FAIL, transformers or "not installed", "pip install transformers accelerate gguf"))
+    checks.append(_timed("llama.cpp", _llama_check))
+    checks.append(Check("cpu", OK, f"{cpu_count()} cores, {_memory_gib():.1f} GiB RAM, {platform.machine()}"))
+    checks.append(_cache_check())
+    return checks
+
+
+def _torch_check() -> Check:
+    if _version("torch") is None:
+        return Check("torch", FAIL, "not installed", "pip install 'torch==2.13.0'")
+    import torch
+
+    if torch.cuda.is_available():
+        gpu = f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)} (bf16)"
+    else:
+        gpu = "no GPU visible: CPU float32"
+    return Check("torch", OK, f"{torch.__version__}; {gpu}")
+
+
+def _llama_check() -> Check:
+    if _version("llama_cpp_python") is None:
+        return Check("llama.cpp", FAIL, "llama-cpp-python not installed", "pip install llama-cpp-python (compiles llama.cpp, ~15 min on 2 cores)")
+    import llama_cpp
+
+    offload = "GPU offload" if llama_cpp.llama_supports_gpu_offload() else "CPU build"
+    return Check("llama.cpp", OK, f"llama-cpp-python {llama_cpp.__version__}; {offload}")
+
+
+def _memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def _cache_check() -> Check:
+    path = cache_dir()
+    fix = "set LCTK_CACHE_DIR to a writable directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check("cache dir", FAIL, f"{path} is not writable ({exc.strerror or exc})", fix)
+    return Check("cache dir", OK, str(path))
+
+
+def model_checks(load: bool) -> list[Check]:
+    """Each default model resolves; with `load`, loads on its backend and answers a smoke test."""
+    checks = []
+    for role in registry.ROLES:
+        setting = registry.role_model(role)
+        kind = registry.EMBED if role == "embed" else registry.LM
+        checks.append(_timed(f"{role} model", lambda r=role, s=setting, k=kind: _model_check(r, s.value, s.source, k, load)))
+    return checks
+
+
+def _model_check(role: str, name: str, source: str, kind: str, load: bool) -> Check:
+    label = f"{role} model"
+    resolved = registry.resolve_model(name, kind)
+    where = f"{resolved.model_id} ({source}) at {resolved.path}"
+    if not load:
+        return Check(label, OK, f"{where}; not loaded (--quick)")
+    from lctk.models.loader import load_embedder, load_language_model
+
+    if kind == registry.EMBED:
+        embedder = load_embedder(name)
+        vector = embedder.embed(["lctk doctor"])[0]
+        return Check(label, OK, f"{where}; embeds to {embedder.dim} dims, norm {float((vector ** 2).sum()) ** 0.5:.3f}")
+    operation = "attention" if role == "attention" else "generate"
+    model, choice = load_language_model(name, operation)
+    stream = model.generate(SMOKE_PROMPT, max_tokens=SMOKE_TOKENS)
+    text = stream.text()
+    if stream.stats.completion_tokens == 0 and stream.stats.finish_reason != "stop":
+        return Check(label, FAIL, f"{where}; generated nothing on {choice.backend}", "reinstall the model's package")
+    return Check(label, OK, f"{where}; {choice.backend} answered {stream.stats.completion_tokens} tokens: {text.strip()[:40]!r}")
+
+
+def run_doctor(load_models: bool = True) -> DoctorReport:
+    """Run every check and return the report."""
+    return DoctorReport(__version__, tuple(environment_checks() + model_checks(load_models)))

@@ -1,0 +1,85 @@
+"""Prompt rendering shared by both backends, so the same messages give the same tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from lctk.errors import ModelError
+from lctk.models.protocols import Message
+
+# Tokens that end an assistant turn in common chat formats, besides the model's own EOS.
+END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
+
+
+def render_chat(
+    template: str | None,
+    messages: Sequence[Message],
+    bos_token: str = "",
+    eos_token: str = "",
+) -> str:
+    """Render messages with a Jinja chat template (sandboxed), or a plain layout without one.
+
+    A base model has no template: its prompt is the messages' contents separated by blank lines,
+    which is how one prompts a completion model.
+    """
+    if not template:
+        return "\n\n".join(m["content"] for m in messages if m["content"])
+    from jinja2.exceptions import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    try:
+        return env.from_string(template).render(
+            messages=list(messages),
+            add_generation_prompt=True,
+            bos_token=bos_token,
+            eos_token=eos_token,
+        )
+    except TemplateError as exc:
+        raise ModelError(f"the model's chat template rejected the messages: {exc}") from None
+
+
+def prompt_text(
+    prompt: str | Sequence[Message], template: str | None, bos_token: str, eos_token: str
+) -> str:
+    """Return the prompt text for a raw prompt string or a list of chat messages."""
+    if isinstance(prompt, str):
+        return prompt
+    return render_chat(template, prompt, bos_token, eos_token)
+
+
+class IncrementalDetokenizer:
+    """Turn a growing list of token ids into text pieces that never split a character.
+
+    Decodes a short window (ids since the last emitted piece) rather than the whole sequence,
+    and holds back text that ends in U+FFFD (an incomplete UTF-8 sequence).
+    """
+
+    def __init__(self, decode):
+        self._decode = decode
+        self._ids: list[int] = []
+        self._prefix = 0
+        self._read = 0
+
+    def push(self, token_id: int) -> str:
+        """Add one token; return the new text it completes (may be empty)."""
+        self._ids.append(token_id)
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self._ids)
+            return after[len(before) :]
+        return ""
+
+    def flush(self) -> str:
+        """Return any text still held back at the end of generation."""
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
+        self._prefix = self._read = len(self._ids)
+        return after[len(before) :] if len(after) > len(before) else ""

@@ -1,0 +1,73 @@
+"""Convert a GGUF to a transformers checkpoint once, cache it, and reuse it afterwards.
+
+transformers reads a GGUF only by dequantising every tensor (40-150 s here); the converted
+float32 checkpoint then loads in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from lctk.config import writable_cache_subdir
+from lctk.errors import ModelError
+from lctk.storage import atomic_directory, file_lock
+
+log = logging.getLogger("lctk")
+
+CONVERSION_VERSION = 1  # bump when the layout of a converted checkpoint changes
+
+
+def conversion_key(gguf_path: Path) -> str:
+    """Key a conversion by the GGUF's resolved path, size and mtime (a changed file reconverts)."""
+    resolved = gguf_path.resolve()
+    info = resolved.stat()
+    text = f"v{CONVERSION_VERSION}|{resolved}|{info.st_size}|{info.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def converted_checkpoint_path(gguf_path: Path) -> Path:
+    """Return where the converted checkpoint of `gguf_path` lives (it may not exist yet)."""
+    return writable_cache_subdir("converted") / f"{gguf_path.stem}-{conversion_key(gguf_path)}"
+
+
+def ensure_converted(gguf_path: Path) -> Path:
+    """Return the cached transformers checkpoint for `gguf_path`, converting it the first time."""
+    target = converted_checkpoint_path(gguf_path)
+    if (target / "config.json").is_file():
+        return target
+    with file_lock(target.with_name(target.name + ".lock")):
+        if (target / "config.json").is_file():  # another process converted it while we waited
+            return target
+        log.info("converting %s to a transformers checkpoint (one time, 1-2 min); cached in %s", gguf_path.name, target)
+        model, tokenizer = _load_gguf(gguf_path)
+        with atomic_directory(target) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            source = {"gguf": str(gguf_path.resolve()), "size": gguf_path.stat().st_size, "version": CONVERSION_VERSION}
+            (tmp / "lctk-source.json").write_text(json.dumps(source, indent=2) + "\n")
+        del model
+    return target
+
+
+def _load_gguf(gguf_path: Path):
+    from lctk.models.torch_backend import import_transformers
+
+    _, transformers = import_transformers()
+    AutoModelForCausalLM, AutoTokenizer = transformers.AutoModelForCausalLM, transformers.AutoTokenizer
+    folder, name = str(gguf_path.parent), gguf_path.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype="float32")
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"transformers cannot convert {gguf_path.name}: {first_line}; use --backend llama for this model"
+        ) from None
+    # save_pretrained refuses a model that still carries its GGUF quantizer.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer

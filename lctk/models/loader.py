@@ -1,0 +1,81 @@
+"""Pick a backend per operation and load models: the one place the CLI gets models from."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from lctk.errors import UsageError
+from lctk.models import registry
+from lctk.models.hardware import gpu_visible
+from lctk.models.protocols import Embedder, LanguageModel
+
+log = logging.getLogger("lctk")
+
+BACKENDS = ("auto", "torch", "llama")
+OPERATIONS = ("generate", "score", "attention")
+
+# What `auto` runs, per operation, measured by bench/backends.py (tables in BENCHMARKS.md).
+# CPU: llama.cpp generates 4-6x faster, loads a GGUF in <1 s without the one-time conversion,
+# and scores log-probs end to end (load + score) as fast as torch or faster.
+CPU_AUTO = {"generate": "llama", "score": "llama", "attention": "torch"}
+# GPU: transformers in bf16 on CUDA (llama-cpp-python from PyPI builds for the CPU).
+GPU_AUTO = {"generate": "torch", "score": "torch", "attention": "torch"}
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend an operation runs on and why."""
+
+    backend: str
+    reason: str
+
+
+def choose_backend(requested: str, operation: str, fmt: str, gpu: bool | None = None) -> BackendChoice:
+    """Resolve `--backend` (auto, torch or llama) for one operation on one model format."""
+    if requested not in BACKENDS:
+        raise UsageError(f"unknown backend '{requested}'; choose one of {', '.join(BACKENDS)}")
+    if operation == "attention":
+        if requested == "llama":
+            raise UsageError("attention-based retrieval runs only on the torch backend")
+        return BackendChoice("torch", "attention is read from transformers (torch only)")
+    if fmt == registry.HF:
+        if requested == "llama":
+            raise UsageError("a transformers model directory runs on --backend torch; pass a .gguf file for llama")
+        return BackendChoice("torch", "a transformers model directory runs on torch")
+    if requested != "auto":
+        return BackendChoice(requested, f"--backend {requested}")
+    gpu = gpu_visible() if gpu is None else gpu
+    table = GPU_AUTO if gpu else CPU_AUTO
+    where = "a CUDA GPU" if gpu else "CPU only"
+    return BackendChoice(table[operation], f"auto: {operation} on {where} is fastest on {table[operation]}")
+
+
+def load_language_model(
+    name: str, operation: str, backend: str = "auto", context_tokens: int | None = None
+) -> tuple[LanguageModel, BackendChoice]:
+    """Resolve `name` and load it on the backend chosen for `operation`."""
+    source = registry.resolve_model(name, registry.LM)
+    choice = choose_backend(backend, operation, source.fmt)
+    log.debug("model %s (%s) on %s: %s", source.model_id, source.path, choice.backend, choice.reason)
+    if choice.backend == "llama":
+        from lctk.models.llama_backend import LlamaLanguageModel
+
+        return LlamaLanguageModel(source.path, source.model_id, context_tokens), choice
+    from lctk.models.torch_backend import TorchLanguageModel
+
+    checkpoint = source.path
+    if source.fmt == registry.GGUF:
+        from lctk.models.convert import ensure_converted
+
+        checkpoint = ensure_converted(source.path)
+    return TorchLanguageModel(checkpoint, source.model_id), choice
+
+
+def load_embedder(name: str) -> Embedder:
+    """Resolve and load a sentence embedder."""
+    source = registry.resolve_model(name, registry.EMBED)
+    from lctk.models.embedder import TorchEmbedder
+
+    return TorchEmbedder(source.path, source.model_id)
+

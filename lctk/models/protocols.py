@@ -1,0 +1,108 @@
+"""Backend-neutral protocols: algorithms call these and never know which backend runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypedDict, runtime_checkable
+
+import numpy as np
+
+
+class Message(TypedDict):
+    """One chat message: role is system, user or assistant."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    """Token ids of a text with each token's character span in that text."""
+
+    ids: tuple[int, ...]
+    offsets: tuple[tuple[int, int], ...]  # (start, end) character offsets; special tokens are (0, 0)
+
+
+@dataclass
+class GenerationStats:
+    """Counters filled in while a generation stream is consumed."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "length"  # "stop" (end-of-turn token) or "length" (max_tokens reached)
+    prompt_s: float = 0.0  # time to first generated token (prefill)
+    generate_s: float = 0.0  # total wall time of the stream
+
+
+@dataclass
+class GenerationStream:
+    """An iterator of text pieces; `stats` is complete once the iterator is exhausted."""
+
+    pieces: Iterator[str]
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces
+
+    def text(self) -> str:
+        """Consume the stream and return the whole text."""
+        return "".join(self.pieces)
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A causal language model on some backend."""
+
+    model_id: str
+    backend: str
+    max_context_tokens: int
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Return token ids of `text` (with the model's BOS when add_special and it uses one)."""
+
+    def tokenize_with_offsets(self, text: str, add_special: bool = True) -> Tokenization:
+        """Return token ids with each token's character span in `text`."""
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Return the text of `ids` (special tokens dropped)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Return how many tokens `text` takes, without special tokens."""
+
+    def token_logprobs(self, ids: Sequence[int]) -> np.ndarray:
+        """Return float32 (len(ids),): log p(ids[i] | ids[:i]); position 0 is NaN (no context)."""
+
+    def token_logprobs_batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Return token_logprobs for each sequence of a batch."""
+
+    def format_chat(self, messages: Sequence[Message]) -> str:
+        """Render messages as the model's prompt text (its chat template, else a plain layout)."""
+
+    def generate(
+        self,
+        prompt: str | Sequence[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> GenerationStream:
+        """Stream the continuation of a prompt (text, or messages through the chat template)."""
+
+
+@runtime_checkable
+class AttentionModel(Protocol):
+    """A model that exposes last-layer attention of chosen query rows (torch only)."""
+
+    def last_layer_attention(self, ids: Sequence[int], query_rows: Sequence[int]) -> np.ndarray:
+        """Return float32 (len(query_rows), len(ids)): last-layer attention, summed over heads."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A sentence embedder returning L2-normalised float32 vectors."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return float32 (len(texts), dim), each row L2-normalised."""

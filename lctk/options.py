@@ -1,0 +1,53 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+
+class OutputFormat(str, Enum):
+    """How a command renders its result on stdout."""
+
+    text = "text"
+    json = "json"
+
+
+class Backend(str, Enum):
+    """Inference backend; auto picks per operation by measured speed on this hardware."""
+
+    auto = "auto"
+    torch = "torch"
+    llama = "llama"
+
+
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Model alias (see `lctk models`), .gguf file or transformers directory. [env: LCTK_MODEL]", show_default=False),
+]
+EmbedModelOption = Annotated[
+    Optional[str],
+    typer.Option("--embed-model", help="Embedding model alias or sentence-transformers directory. [env: LCTK_EMBED_MODEL]", show_default=False),
+]
+BackendOption = Annotated[
+    Optional[Backend],
+    typer.Option("--backend", "-b", help="auto, torch or llama. [env: LCTK_BACKEND] [default: auto]", show_default=False, case_sensitive=False),
+]
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="Output format on stdout.", case_sensitive=False),
+]
+
+
+def backend_value(flag: Backend | None) -> str:
+    """Resolve --backend with LCTK_BACKEND and the default, validating the environment value."""
+    from lctk.config import ENV_BACKEND, resolve_setting
+    from lctk.errors import UsageError
+
+    setting = resolve_setting(flag.value if flag else None, ENV_BACKEND, "auto")
+    value = (setting.value or "auto").lower()
+    if value not in {b.value for b in Backend}:
+        raise UsageError(f"{ENV_BACKEND}={setting.value!r} is not a backend; use auto, torch or llama")
+    return value

@@ -1,0 +1,85 @@
+"""Atomic writes: temp file in the same directory, fsync, rename — never a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from lctk.errors import CacheError
+
+
+def fsync_directory(path: Path) -> None:
+    """Flush a directory entry so a rename inside it survives a crash."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces `target` only when the block completes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        fsync_directory(target.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write `data` to `target` atomically."""
+    with atomic_file(target) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temp directory that becomes `target` (renamed) only when the block completes.
+
+    Every file inside is fsynced before the rename. If `target` appeared meanwhile (another
+    process finished first), the new copy is discarded and the existing one kept.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb+") as handle:
+                    os.fsync(handle.fileno())
+        fsync_directory(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+        fsync_directory(target.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def file_lock(path: Path, timeout_s: float = -1):
+    """Return an inter-process lock on `path` (a FileLock context manager)."""
+    from filelock import FileLock
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(f"cannot create lock directory {path.parent}: {exc.strerror or exc}") from None
+    return FileLock(str(path), timeout=timeout_s)

@@ -1,0 +1,52 @@
+"""Prompt rendering, incremental detokenisation, atomic writes."""
+
+import pytest
+
+from lctk.models.chat import IncrementalDetokenizer, render_chat
+from lctk.storage import atomic_directory, atomic_file
+
+
+def test_template_rendering_matches_transformers(torch_lm):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi {{ 7*7 }}"}]
+    ours = torch_lm.format_chat(messages)
+    theirs = torch_lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert ours == theirs
+    assert "Hi {{ 7*7 }}" in ours  # user text is data, never evaluated as a template
+
+
+def test_base_model_prompt_is_plain_text():
+    assert render_chat(None, [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]) == "S\n\nU"
+
+
+def test_incremental_detokenizer_never_splits_characters(llama_lm):
+    text = "naïve café → 日本語 ✓ 🙂 done"
+    ids = llama_lm.tokenize(text, add_special=False)
+    detok = IncrementalDetokenizer(llama_lm.detokenize)
+    pieces = [detok.push(i) for i in ids] + [detok.flush()]
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in piece for piece in pieces)
+
+
+def test_atomic_file_keeps_the_old_content_on_failure(tmp_path):
+    target = tmp_path / "state.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as handle:
+            handle.write(b"half-written")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    with atomic_file(target) as handle:
+        handle.write(b"new")
+    assert target.read_text() == "new"
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as tmp:
+            (tmp / "a").write_text("x")
+            raise RuntimeError("killed")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_directory(target) as tmp:
+        (tmp / "a").write_text("x")
+    assert (target / "a").read_text() == "x" and [p.name for p in tmp_path.iterdir()] == ["ckpt"]
