@@ -26,10 +26,12 @@ class FakeLanguageModel:
     chat_template = None
     bos_token = eos_token = ""
 
+    # Shared by all instances so ids mean the same piece everywhere in a test session.
+    _vocab: dict[str, int] = {}
+    _text: list[str] = []
+
     def __init__(self, model_id: str = "fake"):
         self.model_id = model_id
-        self._vocab: dict[str, int] = {}
-        self._text: list[str] = []
 
     def _id(self, piece: str) -> int:
         if piece not in self._vocab:
