@@ -33,10 +33,10 @@ GEN_PROMPT = "Write a short story about a robot who learns to paint."
 
 
 def scoring_text() -> str:
-    """Real Python: the start of the standard library's argparse module."""
+    """Real Python: the standard library's argparse module (scored: its first 2,000 tokens)."""
     import argparse as module
 
-    return inspect.getsource(module)[:12000]
+    return inspect.getsource(module)
 
 
 def needle_haystack(depth: float, lines: int = 120) -> tuple[str, int]:
@@ -65,6 +65,13 @@ def attention_needle_rank(model) -> list[int]:
     return ranks
 
 
+def tokenizer_disagreements(a: list[int], b: list[int]) -> int:
+    """Number of places where two tokenizations of one text split it differently."""
+    import difflib
+
+    return sum(op[0] != "equal" for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes())
+
+
 def worker(model_name: str, backend: str, out_dir: Path) -> dict:
     """Measure one model on one backend; runs in its own process."""
     import torch
@@ -74,7 +81,10 @@ def worker(model_name: str, backend: str, out_dir: Path) -> dict:
     started = time.perf_counter()
     model, _ = load_language_model(model_name, "score", backend)
     load_s = time.perf_counter() - started
-    ids = model.tokenize(scoring_text())[:SCORE_TOKENS]
+    # Both backends score the same ids (the llama.cpp tokenizer's), so positions line up.
+    reference_ids = json.loads((out_dir / f"{model_name}-ids.json").read_text())
+    ids = reference_ids[:SCORE_TOKENS]
+    own_ids = model.tokenize(scoring_text())
     model.token_logprobs(ids[:64])  # warm-up
     started = time.perf_counter()
     logprobs = model.token_logprobs(ids)
@@ -83,7 +93,17 @@ def worker(model_name: str, backend: str, out_dir: Path) -> dict:
     result = {
         "model": model_name, "backend": backend, "tokens": len(ids), "load_s": load_s,
         "score_tok_s": len(ids) / score_s, "ppl": float(np.exp(-np.nanmean(logprobs))),
+        "own_tokens": len(own_ids),
+        "ids_differing": tokenizer_disagreements(own_ids, reference_ids),
     }
+    prompt = [{"role": "user", "content": GEN_PROMPT}] if model.chat_template else "Once upon a time, a robot"
+    stream = model.generate(prompt, max_tokens=GEN_TOKENS)
+    stream.text()
+    stats = stream.stats
+    result["gen_tokens"] = stats.completion_tokens
+    result["gen_tok_s"] = stats.completion_tokens / max(1e-9, stats.generate_s - stats.prompt_s)
+    # Peak RSS of load + scoring + generation, before the baselines below allocate full logits.
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if backend == "torch":
         with torch.inference_mode():
             tensor = torch.tensor([ids])
@@ -91,14 +111,31 @@ def worker(model_name: str, backend: str, out_dir: Path) -> dict:
             model.model(input_ids=tensor)  # bare forward: full (T, V) logits, no log-softmax
             result["bare_forward_tok_s"] = len(ids) / (time.perf_counter() - started)
         result["needle_ranks"] = attention_needle_rank(model)
-    prompt = [{"role": "user", "content": GEN_PROMPT}] if model.chat_template else "Once upon a time, a robot"
-    stream = model.generate(prompt, max_tokens=GEN_TOKENS)
-    stream.text()
-    stats = stream.stats
-    result["gen_tokens"] = stats.completion_tokens
-    result["gen_tok_s"] = stats.completion_tokens / max(1e-9, stats.generate_s - stats.prompt_s)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+def naive_llama_worker(model_name: str, out_dir: Path) -> dict:
+    """Baseline: llama-cpp-python with logits_all=True, log-softmax over its (n_ctx, vocab) scores."""
+    from llama_cpp import Llama
+
+    from lctk.models.registry import resolve_model
+
+    ids = json.loads((out_dir / f"{model_name}-ids.json").read_text())[:SCORE_TOKENS]
+    started = time.perf_counter()
+    llm = Llama(str(resolve_model(model_name).path), n_ctx=4096, n_batch=512, logits_all=True, verbose=False)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    llm.eval(ids)
+    scores = llm.scores[: len(ids) - 1]  # (T-1, V) float32 kept in Python
+    peak = scores.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(scores - peak).sum(axis=1)) + peak[:, 0]
+    logprobs = scores[np.arange(len(ids) - 1), ids[1:]] - log_norm
+    score_s = time.perf_counter() - started
+    return {
+        "model": model_name, "backend": "llama naive (logits_all)", "tokens": len(ids), "load_s": load_s,
+        "score_tok_s": len(ids) / score_s, "ppl": float(np.exp(-np.mean(logprobs))),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_worker(model_name: str, backend: str, out_dir: Path) -> dict:
@@ -169,14 +206,22 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], Path(args.worker[2]))))
+        name, backend, out = args.worker
+        run = naive_llama_worker(name, Path(out)) if backend == "naive" else worker(name, backend, Path(out))
+        print(json.dumps(run))
         return
     from lctk.models.loader import load_language_model
 
     for name in MODELS:  # make sure conversions are cached so load times below are steady-state
         load_language_model(name, "score", "torch")
     out_dir = Path(tempfile.mkdtemp(prefix="lctk-bench-"))
+    for name in MODELS:
+        reference, _ = load_language_model(name, "score", "llama")
+        ids = reference.tokenize(scoring_text())
+        (out_dir / f"{name}-ids.json").write_text(json.dumps(ids))
+        reference.close()
     rows = [run_worker(m, b, out_dir) for m in MODELS for b in BACKENDS]
+    naive = [run_worker(m, "naive", out_dir) for m in MODELS]
     conversions = {} if args.no_conversion else {m: conversion_seconds(m) for m in MODELS}
     startup_s, heavy = cli_startup()
     embed = embedding_throughput()
@@ -184,21 +229,27 @@ def main() -> None:
     lines = ["### Log-prob scoring, generation, load and memory (2,000 tokens of argparse.py; 128 generated tokens)", ""]
     lines.append("| model | backend | load s | scoring tok/s | bare `model(ids)` tok/s | load+score s | generation tok/s | peak RSS MB | perplexity |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    for r in rows + naive:
         bare = f"{r['bare_forward_tok_s']:.0f}" if "bare_forward_tok_s" in r else "-"
         total = r["load_s"] + r["tokens"] / r["score_tok_s"]
+        gen = f"{r['gen_tok_s']:.0f} ({r['gen_tokens']} tok)" if "gen_tok_s" in r else "-"
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['load_s']:.2f} | {r['score_tok_s']:.0f} | {bare} | {total:.1f} | "
-            f"{r['gen_tok_s']:.0f} ({r['gen_tokens']} tok) | {r['peak_rss_mb']:.0f} | {r['ppl']:.3f} |"
+            f"{gen} | {r['peak_rss_mb']:.0f} | {r['ppl']:.3f} |"
         )
     lines += ["", "### Same numbers on both backends (per-token log-probs, same token ids)", ""]
-    lines.append("| model | perplexity torch | perplexity llama.cpp | mean abs diff (nats) | Pearson r |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| model | perplexity torch | perplexity llama.cpp | mean abs diff (nats) | Pearson r | argparse.py tokens: torch / llama.cpp tokenizer (places split differently) |")
+    lines.append("|---|---|---|---|---|---|")
     for m in MODELS:
         a, b = (np.load(out_dir / f"{m}-{backend}.npy") for backend in BACKENDS)
         mad = float(np.nanmean(np.abs(a - b)))
         r = float(np.corrcoef(a[1:], b[1:])[0, 1])
-        lines.append(f"| {m} | {np.exp(-np.nanmean(a)):.3f} | {np.exp(-np.nanmean(b)):.3f} | {mad:.4f} | {r:.5f} |")
+        own = {row["backend"]: row["own_tokens"] for row in rows if row["model"] == m}
+        diff = {row["backend"]: row["ids_differing"] for row in rows if row["model"] == m}
+        lines.append(
+            f"| {m} | {np.exp(-np.nanmean(a)):.3f} | {np.exp(-np.nanmean(b)):.3f} | {mad:.4f} | {r:.5f} | "
+            f"{own['torch']} / {own['llama']} ({diff['torch']}) |"
+        )
     lines += ["", "### Attention retrieval: rank of a needle line among 121 lines (last layer, sink excluded; 5 depths)", ""]
     lines.append("| model | ranks at depths 10/30/50/70/90% | mean rank |")
     lines.append("|---|---|---|")
