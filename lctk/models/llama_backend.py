@@ -19,6 +19,7 @@ from lctk.models.protocols import GenerationStats, GenerationStream, Message, To
 log = logging.getLogger("lctk")
 
 DEFAULT_CONTEXT_TOKENS = 8192
+MAX_BATCH_TOKENS = 512
 LOGITS_BUFFER_FLOATS = 1 << 26  # cap on llama.cpp's per-decode logits buffer: 256 MB of float32
 SOFTMAX_ROWS = 32  # rows of logits turned into log-probs at once: bounds the exp() temporary
 
@@ -62,31 +63,27 @@ class LlamaLanguageModel:
         self.model_id = model_id
         self.path = Path(path)
         threads = threads or max(1, os.cpu_count() or 1)
-        # Read n_vocab/n_ctx_train first with a vocab-only load: the logits buffer size depends on them.
-        with _quiet_native_stderr():
-            try:
-                probe = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
-            except Exception as exc:  # llama.cpp reports every load failure as a bare ValueError
-                raise ModelError(f"llama.cpp cannot load {path}: {exc}; is the GGUF complete?") from None
-        n_vocab, n_ctx_train = probe.n_vocab(), _context_length(probe.metadata)
-        probe.close()
-        self.max_context_tokens = min(n_ctx_train or DEFAULT_CONTEXT_TOKENS, context_tokens or DEFAULT_CONTEXT_TOKENS)
-        self._chunk = int(max(32, min(512, LOGITS_BUFFER_FLOATS // n_vocab)))
+        n_ctx = context_tokens or DEFAULT_CONTEXT_TOKENS
         with _quiet_native_stderr():
             try:
                 self._llm = llama_cpp.Llama(
                     str(path),
-                    n_ctx=self.max_context_tokens,
-                    n_batch=self._chunk,
-                    n_ubatch=self._chunk,
+                    n_ctx=n_ctx,
+                    n_batch=MAX_BATCH_TOKENS,
+                    n_ubatch=MAX_BATCH_TOKENS,
                     n_threads=threads,
                     n_threads_batch=threads,
                     n_gpu_layers=-1 if llama_cpp.llama_supports_gpu_offload() else 0,
                     logits_all=False,
                     verbose=False,
                 )
-            except Exception as exc:
+            except Exception as exc:  # llama.cpp reports every load failure as a bare ValueError
                 raise ModelError(f"llama.cpp cannot load {path}: {exc}; is the GGUF complete?") from None
+        n_vocab = self._llm.n_vocab()
+        self.max_context_tokens = min(_context_length(self._llm.metadata) or n_ctx, n_ctx)
+        # llama.cpp sizes its logits buffer by the outputs a decode asks for: scoring decodes
+        # `_chunk` tokens at a time so that buffer stays under LOGITS_BUFFER_FLOATS.
+        self._chunk = int(max(32, min(MAX_BATCH_TOKENS, LOGITS_BUFFER_FLOATS // n_vocab)))
         self._llama_cpp = llama_cpp
         self._n_vocab = n_vocab
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
