@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from lctk import __version__
 from lctk.config import cache_dir
@@ -19,7 +22,9 @@ from lctk.models.hardware import cpu_count
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SMOKE_PROMPT = "Say hello."
+SMOKE_CODE = "def add(a, b):\n    return a + b\n"
 SMOKE_TOKENS = 5
+CACHE_FREE_GIB = 2.0
 
 
 @dataclass(frozen=True)
@@ -111,22 +116,27 @@ def _cache_check() -> Check:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
             pass
+        free_gib = shutil.disk_usage(path).free / 2**30
     except OSError as exc:
         return Check("cache dir", FAIL, f"{path} is not writable ({exc.strerror or exc})", fix)
-    return Check("cache dir", OK, str(path))
+    if free_gib < CACHE_FREE_GIB:
+        return Check("cache dir", WARN, f"{path}: only {free_gib:.1f} GiB free; converting a GGUF for torch needs ~1.5 GiB", "free disk space or " + fix)
+    return Check("cache dir", OK, f"{path} ({free_gib:.0f} GiB free)")
 
 
-def model_checks(load: bool) -> list[Check]:
-    """Each default model resolves; with `load`, loads on its backend and answers a smoke test."""
+def model_checks(load: bool, model: str | None = None, embed_model: str | None = None, backend: str = "auto") -> list[Check]:
+    """Each role's model resolves; with `load`, loads on its backend and answers a smoke test."""
     checks = []
     for role in registry.ROLES:
-        setting = registry.role_model(role)
+        setting = registry.role_model(role, embed_model if role == "embed" else model if role in ("generate", "score") else None)
         kind = registry.EMBED if role == "embed" else registry.LM
-        checks.append(_timed(f"{role} model", lambda r=role, s=setting, k=kind: _model_check(r, s.value, s.source, k, load)))
+        checks.append(
+            _timed(f"{role} model", lambda r=role, s=setting, k=kind: _model_check(r, s.value, s.source, k, load, backend))
+        )
     return checks
 
 
-def _model_check(role: str, name: str, source: str, kind: str, load: bool) -> Check:
+def _model_check(role: str, name: str, source: str, kind: str, load: bool, backend: str) -> Check:
     label = f"{role} model"
     resolved = registry.resolve_model(name, kind)
     where = f"{resolved.model_id} ({source}) at {resolved.path}"
@@ -138,8 +148,13 @@ def _model_check(role: str, name: str, source: str, kind: str, load: bool) -> Ch
         embedder = load_embedder(name)
         vector = embedder.embed(["lctk doctor"])[0]
         return Check(label, OK, f"{where}; embeds to {embedder.dim} dims, norm {float((vector ** 2).sum()) ** 0.5:.3f}")
-    operation = "attention" if role == "attention" else "generate"
-    model, choice = load_language_model(name, operation)
+    operation = role if role in ("attention", "score") else "generate"
+    model, choice = load_language_model(name, operation, "auto" if role == "attention" else backend)
+    if role == "score":
+        logprobs = model.token_logprobs(model.tokenize(SMOKE_CODE))
+        if not np.all(np.isfinite(logprobs[1:])):
+            return Check(label, FAIL, f"{where}; {choice.backend} returned non-finite log-probs", "reinstall the model's package")
+        return Check(label, OK, f"{where}; {choice.backend} scored {len(logprobs)} tokens, perplexity {float(np.exp(-np.mean(logprobs[1:]))):.1f}")
     stream = model.generate(SMOKE_PROMPT, max_tokens=SMOKE_TOKENS)
     text = stream.text()
     if stream.stats.completion_tokens == 0 and stream.stats.finish_reason != "stop":
@@ -147,6 +162,8 @@ def _model_check(role: str, name: str, source: str, kind: str, load: bool) -> Ch
     return Check(label, OK, f"{where}; {choice.backend} answered {stream.stats.completion_tokens} tokens: {text.strip()[:40]!r}")
 
 
-def run_doctor(load_models: bool = True) -> DoctorReport:
+def run_doctor(
+    load_models: bool = True, model: str | None = None, embed_model: str | None = None, backend: str = "auto"
+) -> DoctorReport:
     """Run every check and return the report."""
-    return DoctorReport(__version__, tuple(environment_checks() + model_checks(load_models)))
+    return DoctorReport(__version__, tuple(environment_checks() + model_checks(load_models, model, embed_model, backend)))

@@ -90,7 +90,7 @@ def doctor_text(report: DoctorReport) -> str:
         lines.append(f"[{mark[check.status]}] {check.name}: {check.detail}")
         if check.status == FAIL and check.fix:
             lines.append(f"       fix: {check.fix}")
-    lines.append("all checks passed" if report.ok else "some checks failed: the default setup cannot work until they are fixed")
+    lines.append("all checks passed" if report.ok else "some checks failed: lctk cannot work as configured until they are fixed")
     return "\n".join(lines) + "\n"
 
 

@@ -135,11 +135,20 @@ def test_doctor_quick_passes_and_fails_on_unwritable_cache(tmp_path):
     assert bad.stderr.startswith("error: doctor found problems")
 
 
+def test_doctor_checks_the_models_the_user_names():
+    result = run_lctk("doctor", "--quick", "-m", "gemma3-270m", "--embed-model", "nope", "--format", "json")
+    assert result.exit_code == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["generate model"]["status"] == "ok" and "gemma3-270m (flag)" in checks["generate model"]["detail"]
+    assert checks["embed model"]["status"] == "fail" and "unknown model 'nope'" in checks["embed model"]["detail"]
+
+
 def test_doctor_loads_every_default_model(attention_lm):
     # attention_lm makes sure the Gemma conversion is cached, so this run measures loading only.
     result = run_lctk("doctor", "--format", "json")
     assert result.exit_code == 0, result.stdout + result.stderr
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     assert "llama answered" in checks["generate model"]["detail"]
+    assert "llama scored" in checks["score model"]["detail"]
     assert "torch answered" in checks["attention model"]["detail"]
     assert "384 dims" in checks["embed model"]["detail"]

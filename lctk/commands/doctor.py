@@ -6,19 +6,23 @@ from typing import Annotated
 
 import typer
 
-from lctk.options import FormatOption, OutputFormat
+from lctk.options import BackendOption, EmbedModelOption, FormatOption, ModelOption, OutputFormat
 
 
 def doctor(
     quick: Annotated[bool, typer.Option("--quick", help="Check installs only; do not load models.")] = False,
+    model: ModelOption = None,
+    embed_model: EmbedModelOption = None,
+    backend: BackendOption = None,
     output_format: FormatOption = OutputFormat.text,
 ) -> None:
-    """Check backends, hardware, cache and default models (each loads and answers 5 tokens)."""
+    """Check backends, hardware, cache and each role's model (loads it and asks for 5 tokens)."""
     from lctk import render
     from lctk.console import print_error, write_stdout
     from lctk.diagnostics import run_doctor
+    from lctk.options import backend_value
 
-    report = run_doctor(load_models=not quick)
+    report = run_doctor(load_models=not quick, model=model, embed_model=embed_model, backend=backend_value(backend))
     write_stdout(render.doctor_json(report) if output_format == OutputFormat.json else render.doctor_text(report))
     if not report.ok:
         failed = [check.name for check in report.checks if check.status == "fail"]
