@@ -55,7 +55,7 @@ app.command("doctor")(doctor)
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one `error:` line and an exit status (1 error, 2 usage, 130 interrupt)."""
-    from lctk.console import print_error
+    from lctk.console import OutputClosedError, print_error
     from lctk.errors import LctkError
 
     command = typer.main.get_command(app)
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = command.main(args=args, prog_name="lctk", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # typer turns Ctrl-C into a bare exit status 130
+            print_error("interrupted")
     except typer.Exit as exc:
         code = exc.exit_code
     except UsageError as exc:
@@ -77,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         print_error("interrupted")
         code = 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly, as grep does.
+    except (OutputClosedError, BrokenPipeError):
+        # The reader went away (e.g. `| head`): stop quietly with SIGPIPE's status, as grep does.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 141

@@ -15,10 +15,17 @@ def err_console() -> Console:
     return _err
 
 
+class OutputClosedError(Exception):
+    """stdout's reader went away (e.g. `| head`); not an OSError, so nothing swallows it on the way up."""
+
+
 def write_stdout(text: str) -> None:
     """Write a result to stdout and flush it (piped consumers see it at once)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputClosedError() from None
 
 
 def print_error(message: str) -> None:

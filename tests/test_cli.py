@@ -152,3 +152,25 @@ def test_doctor_loads_every_default_model(attention_lm):
     assert "llama scored" in checks["score model"]["detail"]
     assert "torch answered" in checks["attention model"]["detail"]
     assert "384 dims" in checks["embed model"]["detail"]
+
+
+def _lctk_process(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lctk", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_closed_stdout_stops_quietly_with_sigpipe_status():
+    proc = _lctk_process("generate", "-m", "gemma3-270m", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "-n", "3000")
+    assert len(proc.stdout.read(8)) == 8  # like `| head -c 8`
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""
+
+
+def test_ctrl_c_exits_130_with_one_line():
+    import signal
+
+    proc = _lctk_process("generate", "-m", "gemma3-270m", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "-n", "3000")
+    assert len(proc.stdout.read(8)) == 8  # generation is under way
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    assert proc.stderr.read().decode().strip() == "error: interrupted"
