@@ -27,3 +27,9 @@ class BackendUnavailableError(ModelError):
 
 class CacheError(LctkError):
     """The cache directory cannot be used."""
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

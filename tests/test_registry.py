@@ -68,3 +68,36 @@ def test_describe_models_reports_sizes_and_defaults():
     assert infos["gemma3-270m"].installed and infos["gemma3-270m"].size_bytes > 200e6
     assert "attention" in infos["gemma3-270m"].default_for
     assert infos["minilm-l6-v2"].backends == ("torch",)
+
+
+def test_disk_full_while_assembling_is_a_clear_cache_error(monkeypatch, tmp_path):
+    import errno
+
+    from lctk.errors import CacheError
+
+    monkeypatch.setenv("LCTK_CACHE_DIR", str(tmp_path))
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def fake_fdopen(fd, mode="r", *args, **kwargs):
+        return FullDisk(real_open(fd, mode, *args, **kwargs))
+
+    monkeypatch.setattr("lctk.storage.os.fdopen", fake_fdopen)
+    with pytest.raises(CacheError, match="No space left on device"):
+        registry.resolve_model("gemma3-270m")
+    assert list((tmp_path / "weights").glob("*.gguf*")) == []  # no partial file left behind

@@ -77,8 +77,7 @@ def capture_attention_forward(module, query, key, value, attention_mask, **kwarg
         request.result = _row_probabilities(
             module, query, key, attention_mask, kwargs.get("scaling"), kwargs.get("softcap"), request.rows
         )
-    if kwargs.get("softcap") is not None:
-        from transformers.integrations.sdpa_attention import repeat_kv  # noqa: F401  (eager handles softcap)
+    if kwargs.get("softcap") is not None:  # SDPA has no logit soft-capping (Gemma 2): run eager
         from transformers.models.gemma2.modeling_gemma2 import eager_attention_forward
 
         return eager_attention_forward(module, query, key, value, attention_mask, **kwargs)

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from lctk.config import writable_cache_subdir
-from lctk.errors import ModelError
+from lctk.errors import CacheError, ModelError, first_line
 from lctk.storage import atomic_directory, file_lock
 
 log = logging.getLogger("lctk")
@@ -43,12 +43,17 @@ def ensure_converted(gguf_path: Path) -> Path:
             return target
         log.info("converting %s to a transformers checkpoint (one time, 1-2 min); cached in %s", gguf_path.name, target)
         model, tokenizer = _load_gguf(gguf_path)
-        with atomic_directory(target) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            source = {"gguf": str(gguf_path.resolve()), "size": gguf_path.stat().st_size, "version": CONVERSION_VERSION}
-            (tmp / "lctk-source.json").write_text(json.dumps(source, indent=2) + "\n")
-        del model
+        try:
+            with atomic_directory(target) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                source = {"gguf": str(gguf_path.resolve()), "size": gguf_path.stat().st_size, "version": CONVERSION_VERSION}
+                (tmp / "lctk-source.json").write_text(json.dumps(source, indent=2) + "\n")
+        except OSError as exc:  # disk full, quota, permissions: nothing half-written stays behind
+            raise CacheError(
+                f"cannot write the converted checkpoint under {target.parent} ({exc.strerror or exc}); "
+                "free disk space (~1.5 GB needed) or set LCTK_CACHE_DIR"
+            ) from None
     return target
 
 
@@ -62,9 +67,8 @@ def _load_gguf(gguf_path: Path):
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype="float32")
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"transformers cannot convert {gguf_path.name}: {first_line}; use --backend llama for this model"
+            f"transformers cannot convert {gguf_path.name}: {first_line(exc)}; use --backend llama for this model"
         ) from None
     # save_pretrained refuses a model that still carries its GGUF quantizer.
     model.hf_quantizer = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.errors import ModelError
+from lctk.errors import ModelError, first_line
 from lctk.models.torch_backend import import_transformers, pick_device
 
 DEFAULT_MAX_TOKENS = 256
@@ -29,7 +29,7 @@ class TorchEmbedder:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
             self.model = transformers.AutoModel.from_pretrained(str(folder), dtype=torch.float32)
         except (ValueError, OSError, KeyError) as exc:
-            raise ModelError(f"cannot load embedding model {folder}: {str(exc).splitlines()[0]}") from None
+            raise ModelError(f"cannot load embedding model {folder}: {first_line(exc)}") from None
         self.model.to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.errors import BackendUnavailableError, ModelError
+from lctk.errors import BackendUnavailableError, ModelError, first_line
 from lctk.models.chat import END_OF_TURN_TOKENS, IncrementalDetokenizer, prompt_text
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
 
@@ -37,11 +37,10 @@ def import_transformers():
     return torch, transformers
 
 
-def pick_device(torch) -> tuple[str, object]:
-    """Return (device, dtype): CUDA with bfloat16 when available, else CPU float32."""
-    if torch.cuda.is_available():
-        return "cuda", torch.bfloat16
-    return "cpu", torch.float32
+def pick_device(torch, requested: str | None = None) -> tuple[str, object]:
+    """Return (device, dtype): CUDA with bfloat16 when available (or requested), else CPU float32."""
+    device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
 class TorchLanguageModel:
@@ -55,18 +54,14 @@ class TorchLanguageModel:
 
         self._torch = torch
         self.model_id = model_id
-        self.device, self.dtype = pick_device(torch)
-        if device is not None:
-            self.device = device
-            self.dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        self.device, self.dtype = pick_device(torch, device)
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
                 str(checkpoint), dtype=self.dtype, attn_implementation=attention.register()
             )
         except (ValueError, OSError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"transformers cannot load {checkpoint}: {first}") from None
+            raise ModelError(f"transformers cannot load {checkpoint}: {first_line(exc)}") from None
         self.model.to(self.device).eval()
         config = self.model.config
         self.max_context_tokens = int(getattr(config, "max_position_embeddings", 2048) or 2048)

