@@ -174,3 +174,15 @@ def test_ctrl_c_exits_130_with_one_line():
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     assert proc.stderr.read().decode().strip() == "error: interrupted"
+
+
+def test_generate_runs_a_transformers_directory_on_torch(torch_lm):
+    from lctk.models.convert import converted_checkpoint_path
+    from lctk.models.registry import resolve_model
+
+    folder = converted_checkpoint_path(resolve_model("smollm2-135m").path)  # a real HF checkpoint
+    result = run_lctk("generate", "-m", str(folder), "-n", "8", "--format", "json", "What is the capital of France?")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["backend"] == "torch" and "transformers model directory" in payload["backend_reason"]
+    assert_one_line_error(run_lctk("generate", "-m", str(folder), "-b", "llama", "hi"), 2, "--backend torch")
