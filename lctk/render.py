@@ -76,6 +76,9 @@ def models_text(infos: list[ModelInfo], defaults: dict[str, dict[str, str]], bac
     lines.append("")
     for info in infos:
         lines.append(f"{info.alias}: {info.summary}; pip package {info.distribution}; path {info.path or 'not installed'}")
+        if info.fmt == "gguf":
+            torch_state = info.torch_checkpoint or "converted on first torch use (~1 min, then cached)"
+            lines.append(f"  torch checkpoint: {torch_state}")
     lines.append("")
     lines.append("defaults: " + ", ".join(f"{role}={d['model']} ({d['source']})" for role, d in defaults.items()))
     lines.append("backends: " + ", ".join(f"{name} {'installed' if ok else 'missing'}" for name, ok in backends.items()))

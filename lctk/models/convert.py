@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from lctk.config import writable_cache_subdir
+from lctk.config import cache_dir, writable_cache_subdir
 from lctk.errors import CacheError, ModelError, first_line
 from lctk.storage import atomic_directory, file_lock
 
@@ -31,6 +31,14 @@ def conversion_key(gguf_path: Path) -> str:
 def converted_checkpoint_path(gguf_path: Path) -> Path:
     """Return where the converted checkpoint of `gguf_path` lives (it may not exist yet)."""
     return writable_cache_subdir("converted") / f"{gguf_path.stem}-{conversion_key(gguf_path)}"
+
+
+def cached_checkpoint(gguf_path: Path) -> Path | None:
+    """Return the converted checkpoint of `gguf_path` if one is cached; creates nothing."""
+    if not gguf_path.is_file():
+        return None
+    path = cache_dir() / "converted" / f"{gguf_path.stem}-{conversion_key(gguf_path)}"
+    return path if (path / "config.json").is_file() else None
 
 
 def ensure_converted(gguf_path: Path) -> Path:

@@ -80,6 +80,7 @@ class ModelInfo:
     size_bytes: int | None
     backends: tuple[str, ...]
     default_for: tuple[str, ...]
+    torch_checkpoint: str | None  # converted transformers copy of a GGUF, if cached already
 
 
 def find_alias(name: str) -> ModelAlias | None:
@@ -177,13 +178,23 @@ def describe_models() -> list[ModelInfo]:
         path, size = _installed_location(alias)
         backends = ("torch", "llama") if alias.fmt == GGUF else ("torch",)
         default_for = tuple(role for role in ROLES if find_alias(role_model(role).value or "") == alias)
+        checkpoint = _cached_torch_checkpoint(alias) if alias.fmt == GGUF else None
         infos.append(
             ModelInfo(
                 alias.name, alias.synonyms, alias.kind, alias.fmt, alias.distribution, alias.licence,
                 alias.summary, path is not None, str(path) if path else None, size, backends, default_for,
+                str(checkpoint) if checkpoint else None,
             )
         )
     return infos
+
+
+def _cached_torch_checkpoint(alias: ModelAlias) -> Path | None:
+    """The alias's converted checkpoint if cached, found without assembling or converting."""
+    from lctk.models.convert import cached_checkpoint
+
+    gguf = weights.cache_dir_gemma_path() if alias.name == "gemma3-270m" else _packaged_path(alias)
+    return cached_checkpoint(gguf) if gguf is not None else None
 
 
 def _installed_location(alias: ModelAlias) -> tuple[Path | None, int | None]:
@@ -191,7 +202,9 @@ def _installed_location(alias: ModelAlias) -> tuple[Path | None, int | None]:
         parts = weights.gemma_part_paths()
         if parts is None:
             return None, None
-        return parts[0].parent.parent, sum(part.stat().st_size for part in parts)
+        assembled = weights.cache_dir_gemma_path()
+        where = assembled if assembled.is_file() else parts[0].parent.parent  # part 1 until assembled
+        return where, sum(part.stat().st_size for part in parts)
     path = _packaged_path(alias)
     if path is None:
         return None, None

