@@ -101,3 +101,12 @@ def test_disk_full_while_assembling_is_a_clear_cache_error(monkeypatch, tmp_path
     with pytest.raises(CacheError, match="No space left on device"):
         registry.resolve_model("gemma3-270m")
     assert list((tmp_path / "weights").glob("*.gguf*")) == []  # no partial file left behind
+
+
+def test_describe_models_says_whether_the_torch_checkpoint_is_cached(torch_lm, monkeypatch, tmp_path):
+    infos = {info.alias: info for info in registry.describe_models()}
+    assert infos["smollm2-135m"].torch_checkpoint is not None  # torch_lm converted it
+    monkeypatch.setenv("LCTK_CACHE_DIR", str(tmp_path / "empty"))
+    infos = {info.alias: info for info in registry.describe_models()}
+    assert infos["smollm2-135m"].torch_checkpoint is None and infos["minilm-l6-v2"].torch_checkpoint is None
+    assert not (tmp_path / "empty").exists()  # listing creates nothing
