@@ -97,6 +97,11 @@ def test_generate_bad_inputs_give_one_line_errors(tmp_path):
     truncated.write_bytes(resolve_model("smollm2-135m").path.read_bytes()[:200_000])
     assert_one_line_error(run_lctk("generate", "-m", str(truncated), "hi"), 1, "cannot load")
     assert_one_line_error(run_lctk("generate", "-m", "minilm-l6-v2", "hi"), 1, "not a language model")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    unwritable = {"LCTK_CACHE_DIR": str(blocked / "cache")}
+    assert_one_line_error(run_lctk("generate", "-b", "torch", "hi", env=unwritable), 1, "set LCTK_CACHE_DIR")
+    assert_one_line_error(run_lctk("generate", "-m", "gemma3-270m", "hi", env=unwritable), 1, "set LCTK_CACHE_DIR")
 
 
 def test_missing_backend_is_reported_with_the_fix(tmp_path):
