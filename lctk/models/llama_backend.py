@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -14,9 +13,8 @@ import numpy as np
 
 from lctk.errors import BackendUnavailableError, ModelError
 from lctk.models.chat import IncrementalDetokenizer, prompt_text
+from lctk.models.hardware import cpu_count
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
-
-log = logging.getLogger("lctk")
 
 DEFAULT_CONTEXT_TOKENS = 8192
 MAX_BATCH_TOKENS = 512
@@ -62,7 +60,7 @@ class LlamaLanguageModel:
         llama_cpp = import_llama_cpp()
         self.model_id = model_id
         self.path = Path(path)
-        threads = threads or max(1, os.cpu_count() or 1)
+        threads = threads or cpu_count()
         n_ctx = context_tokens or DEFAULT_CONTEXT_TOKENS
         with _quiet_native_stderr():
             try:
