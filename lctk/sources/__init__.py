@@ -1,0 +1,1 @@
+"""Sources shared by compress and search: language detection and syntax-tree chunking."""
