@@ -1,0 +1,300 @@
+"""`compress()`: fit sources into a token budget, keeping what a query needs (LongCodeZip).
+
+1. Chunk every file along its syntax tree.
+2. Rank chunks: with a query, BM25 picks the `candidates` most lexically relevant chunks and
+   the language model scores those by AMI = PPL(q) - PPL(q | chunk); the rest follow in BM25
+   order. Without a query, chunks that other chunks reference come first (see `references`).
+3. Coarse: take whole chunks in rank order while they fit.
+4. Fine: when not everything fits, take chunks for budget / R_base and shrink each kept
+   function to its rate R_i with a 0/1 knapsack over perplexity-spike blocks (signature kept).
+5. Render, count with the tokenizer, and drop the lowest-ranked unit until the output fits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lctk.compress import fine as fine_stage
+from lctk.compress.cache import MemoryScoreCache
+from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, CompressResult, Segment, SourceText, UnitDecision
+from lctk.compress.render import FORMATS, elision_marker, render_context
+from lctk.compress.scoring import ami_scores, line_losses
+from lctk.errors import LctkError, UsageError
+from lctk.models.protocols import LanguageModel
+from lctk.retrieval.lexical import BM25, identifier_tokens
+from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text
+
+DEFAULT_CANDIDATES = 64
+FINE_BASE_RATE = 0.6  # R_base: a kept function keeps about this share of its tokens
+FINE_MIN_TOKENS = 48  # smaller functions are kept whole or dropped, never cut
+FILL_ATTEMPTS = 24  # after fitting, try this many more units in rank order
+
+
+class BudgetError(LctkError):
+    """The budget cannot hold even the mandatory part of the output."""
+
+
+@dataclass
+class _Unit:
+    file_index: int
+    chunk: Chunk
+    tokens: int
+    score: float | None = None
+    scored_by: str = "bm25"
+    lexical: float = 0.0
+    kept_lines: frozenset[int] | None = None  # 0-based line indexes inside the chunk; None = whole
+    order: int = 0  # rank position, 0 = best
+
+    @property
+    def lines(self) -> int:
+        return self.chunk.end_line - self.chunk.start_line + 1
+
+
+@dataclass
+class _Run:
+    sources: Sequence[SourceText]
+    model: LanguageModel
+    counter: LanguageModel
+    output_format: str
+    cache: object
+    units: list[_Unit] = field(default_factory=list)
+
+    def count(self, text: str) -> int:
+        return self.counter.count_tokens(text) if text else 0
+
+    def render(self, kept: Sequence[_Unit]) -> str:
+        return render_context(_build_files(self.sources, kept), "text" if self.output_format == "json" else self.output_format)
+
+
+def compress(
+    sources: Sequence[SourceText],
+    model: LanguageModel,
+    *,
+    query: str | None = None,
+    budget_tokens: int | None = None,
+    rate: float | None = None,
+    output_format: str = "text",
+    fine: bool = True,
+    candidates: int = DEFAULT_CANDIDATES,
+    cache=None,
+    counter: LanguageModel | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> CompressResult:
+    """Compress `sources` to `budget_tokens` (or `rate` x their size) for `query`.
+
+    Args:
+        sources: files (path, language, text) in the order to render them.
+        model: scores chunks (AMI) and lines (fine stage).
+        query: the task; None uses the query-free scorer.
+        budget_tokens / rate: exactly one; the rendered output never exceeds the budget.
+        output_format: text, xml, markdown or json (json's `text` field is what is budgeted).
+        fine: shrink kept functions to their rates (False keeps whole functions).
+        candidates: at most this many chunks are scored by the language model.
+        cache: a ScoreCache (or MemoryScoreCache); counter: the tokenizer model (default `model`).
+    Returns:
+        A frozen CompressResult.
+    """
+    started = time.perf_counter()
+    if output_format not in FORMATS:
+        raise UsageError(f"unknown format '{output_format}'; choose one of {', '.join(FORMATS)}")
+    if (budget_tokens is None) == (rate is None):
+        raise UsageError("give exactly one of a token budget or a rate")
+    run = _Run(sources, model, counter or model, output_format, cache if cache is not None else MemoryScoreCache())
+    for index, source in enumerate(sources):
+        for chunk in chunk_text(source.text, source.language):
+            run.units.append(_Unit(index, chunk, run.count(chunk.text)))
+    input_tokens = run.count(run.render(run.units))
+    budget = budget_tokens if budget_tokens is not None else int(math.floor(rate * input_tokens))
+    mandatory = run.count(run.render([]))
+    if budget < max(mandatory, 1):
+        raise BudgetError(f"a budget of {budget} tokens cannot hold the output's frame: it needs at least {max(mandatory, 1)}")
+    stats = _rank(run, query, candidates, on_progress)
+    ranked = sorted(run.units, key=lambda u: u.order)
+    kept = _coarse(run, ranked, budget)
+    if fine and len(kept) < len(ranked):
+        kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE))
+        _fine(run, kept, query is not None)
+    kept = _fit(run, ranked, kept, budget)
+    files = _build_files(sources, kept)
+    output_tokens = run.count(render_context(files, "text" if output_format == "json" else output_format))
+    kept_ids = {id(u) for u in kept}
+    decisions = tuple(_decision(run, u, id(u) in kept_ids) for u in sorted(run.units, key=lambda u: (u.file_index, u.chunk.start_line)))
+    return CompressResult(
+        files=files, units=decisions, query=query, model=model.model_id, backend=model.backend,
+        output_format=output_format, budget_tokens=budget, input_tokens=input_tokens, output_tokens=output_tokens,
+        lm_sequences_scored=stats[0], lm_cache_hits=stats[1], lm_tokens_scored=stats[2],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _rank(run: _Run, query: str | None, candidates: int, on_progress) -> tuple[int, int, int]:
+    """Score units and set their rank order; returns (LM sequences, cache hits, LM tokens)."""
+    units = run.units
+    tie = {id(u): (run.sources[u.file_index].path, u.chunk.start_line) for u in units}
+    if not query or not query.strip():
+        for u, score in zip(units, references(run)):
+            u.score, u.scored_by = float(score), "references"
+        for position, u in enumerate(sorted(units, key=lambda u: (-u.score, u.tokens, tie[id(u)]))):
+            u.order = position
+        return 0, 0, 0
+    documents = [identifier_tokens(run.sources[u.file_index].path + " " + u.chunk.text) for u in units]
+    lexical = BM25(documents).scores(identifier_tokens(query)) if units else np.zeros(0)
+    for u, score in zip(units, lexical):
+        u.lexical = float(round(score, 6))
+    by_lexical = sorted(units, key=lambda u: (-u.lexical, tie[id(u)]))
+    chosen = by_lexical[: max(candidates, 0)]
+    stats = (0, 0, 0)
+    if chosen:
+        ami, scoring = ami_scores(run.model, [u.chunk.text for u in chosen], query, run.cache, on_progress)
+        for u, score in zip(chosen, ami):
+            u.score, u.scored_by = float(round(score, 6)), "ami"
+        stats = (scoring.sequences_scored, scoring.cache_hits, scoring.tokens_scored)
+    for u in by_lexical[len(chosen) :]:
+        u.score, u.scored_by = u.lexical, "bm25"
+    ordered = sorted(chosen, key=lambda u: (-u.score, tie[id(u)])) + by_lexical[len(chosen) :]
+    for position, u in enumerate(ordered):
+        u.order = position
+    return stats
+
+
+def references(run: _Run) -> list[int]:
+    """Query-free score: how many other chunks mention this chunk's defined name.
+
+    Definitions other code uses are the repository's working vocabulary; ties go to smaller
+    chunks (more of them fit), then to file order.
+    """
+    bags = [set(identifier_tokens(u.chunk.text)) | set(_words(u.chunk.text)) for u in run.units]
+    counts = []
+    for index, u in enumerate(run.units):
+        name = u.chunk.name.rsplit(".", 1)[-1] if u.chunk.name else ""
+        if not name:
+            counts.append(0)
+            continue
+        counts.append(sum(1 for other, bag in enumerate(bags) if other != index and name in bag))
+    return counts
+
+
+def _words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
+
+
+def _marker_tokens(run: _Run) -> int:
+    return run.count(elision_marker("python", "    ", 1000, 2000))
+
+
+def _coarse(run: _Run, ranked: Sequence[_Unit], target: int) -> list[_Unit]:
+    """Whole units in rank order while an estimate of the rendered size stays within target."""
+    headers: dict[int, int] = {}
+    marker = _marker_tokens(run)
+    used = run.count(run.render([]))
+    kept = []
+    for u in ranked:
+        header = 0
+        if u.file_index not in headers:
+            headers[u.file_index] = run.count(f"==> {run.sources[u.file_index].path} (lines 1-1 of 1) <==\n\n")
+            header = headers[u.file_index]
+        cost = u.tokens + header + marker
+        if used + cost <= target:
+            kept.append(u)
+            used += cost
+        elif header:
+            del headers[u.file_index]
+    return kept
+
+
+def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
+    """Shrink kept functions to their rates with a knapsack over spike blocks."""
+    functions = [u for u in kept if u.chunk.kind in (FUNCTION, METHOD) and u.tokens >= FINE_MIN_TOKENS]
+    if not functions:
+        return
+    scores = [u.score if (by_score and u.score is not None) else 0.0 for u in functions]
+    rates = fine_stage.function_budget_rates(scores, FINE_BASE_RATE)
+    for u, rate in zip(functions, rates):
+        lines = u.chunk.text.split("\n")
+        if u.chunk.text.endswith("\n"):
+            lines = lines[:-1]
+        signature = min(max(u.chunk.signature_lines, 1), len(lines))
+        body = list(range(signature, len(lines)))
+        if not body:
+            continue
+        losses = line_losses(run.model, u.chunk.text, run.cache)
+        blank = [not lines[i].strip() for i in body]
+        blocks = fine_stage.spike_blocks([losses[i] for i in body], blank)
+        texts = ["\n".join(lines[body[a] : body[b - 1] + 1]) + "\n" for a, b in blocks]
+        weights = [run.count(t) for t in texts]
+        values = [float(sum(losses[body[a] : body[b - 1] + 1])) for a, b in blocks]
+        signature_tokens = run.count("\n".join(lines[:signature]) + "\n")
+        capacity = int(rate * u.tokens) - signature_tokens
+        chosen = fine_stage.knapsack(values, weights, max(capacity, 0))
+        keep = set(range(signature))
+        for block in chosen:
+            a, b = blocks[block]
+            keep.update(body[a] + offset for offset in range(b - a))
+        if len(keep) < len(lines):
+            u.kept_lines = frozenset(keep)
+
+
+def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int) -> list[_Unit]:
+    """Drop the lowest-ranked units until the rendered output fits, then try a few more units."""
+    kept = sorted(kept, key=lambda u: u.order)
+    while kept and run.count(run.render(kept)) > budget:
+        kept.pop()
+    kept_ids = {id(u) for u in kept}
+    attempts = 0
+    for u in ranked:
+        if attempts >= FILL_ATTEMPTS:
+            break
+        if id(u) in kept_ids:
+            continue
+        attempts += 1
+        trial = sorted([*kept, u], key=lambda x: x.order)
+        if run.count(run.render(trial)) <= budget:
+            kept, kept_ids = trial, kept_ids | {id(u)}
+    return kept
+
+
+def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit]) -> tuple[CompressedFile, ...]:
+    """Kept lines per file, as contiguous segments in original order."""
+    lines_by_file: dict[int, set[int]] = {}
+    for u in kept:
+        first = u.chunk.start_line
+        wanted = range(u.lines) if u.kept_lines is None else sorted(u.kept_lines)
+        lines_by_file.setdefault(u.file_index, set()).update(first + i for i in wanted)
+    files = []
+    for index, source in enumerate(sources):
+        all_lines = source.text.split("\n")
+        if source.text.endswith("\n"):
+            all_lines = all_lines[:-1]
+        keep = sorted(n for n in lines_by_file.get(index, ()) if n <= len(all_lines))
+        segments = []
+        start = previous = None
+        for n in [*keep, None]:
+            if n is not None and previous is not None and n == previous + 1:
+                previous = n
+                continue
+            if start is not None:
+                segments.append(Segment(start, previous, "\n".join(all_lines[start - 1 : previous]) + "\n"))
+            start = previous = n
+        files.append(CompressedFile(source.path, source.language, len(all_lines), tuple(segments)))
+    return tuple(files)
+
+
+def _decision(run: _Run, u: _Unit, is_kept: bool) -> UnitDecision:
+    if not is_kept:
+        decision, kept_tokens = DROPPED, 0
+    elif u.kept_lines is None:
+        decision, kept_tokens = KEPT, u.tokens
+    else:
+        lines = u.chunk.text.split("\n")
+        decision, kept_tokens = PARTIAL, run.count("\n".join(lines[i] for i in sorted(u.kept_lines)))
+    return UnitDecision(
+        run.sources[u.file_index].path, u.chunk.start_line, u.chunk.end_line, u.chunk.kind, u.chunk.name,
+        u.tokens, u.score, u.scored_by, decision, kept_tokens,
+    )

@@ -1,0 +1,75 @@
+"""The frozen objects compression works on and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KEPT, PARTIAL, DROPPED = "kept", "partial", "dropped"
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """One input file's text, as read."""
+
+    path: str  # as shown to the user
+    language: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Lines kept from a file: 1-based inclusive range and their text (elided lines removed)."""
+
+    start_line: int
+    end_line: int
+    text: str  # may contain elision markers for lines dropped inside a kept function
+
+
+@dataclass(frozen=True)
+class CompressedFile:
+    """A file's kept segments in original order."""
+
+    path: str
+    language: str | None
+    total_lines: int
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class UnitDecision:
+    """What happened to one chunk (for --explain and json)."""
+
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    symbol: str
+    tokens: int
+    score: float | None  # AMI (with a query) or the query-free score; None if never scored
+    scored_by: str  # "ami", "bm25" (outside the LM candidates), "references" (no query)
+    decision: str  # KEPT, PARTIAL (fine stage dropped some lines) or DROPPED
+    kept_tokens: int
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """Everything a renderer needs, plus the numbers describing the run."""
+
+    files: tuple[CompressedFile, ...]
+    units: tuple[UnitDecision, ...]
+    query: str | None
+    model: str
+    backend: str
+    output_format: str
+    budget_tokens: int
+    input_tokens: int
+    output_tokens: int
+    lm_sequences_scored: int
+    lm_cache_hits: int
+    lm_tokens_scored: int
+    seconds: float
+
+    @property
+    def ratio(self) -> float:
+        """Input tokens per output token."""
+        return self.input_tokens / self.output_tokens if self.output_tokens else 0.0
