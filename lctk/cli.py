@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from lctk import __version__
+from lctk.commands.compress import compress
 from lctk.commands.doctor import doctor
 from lctk.commands.generate import generate
 from lctk.commands.models import models
@@ -48,6 +49,7 @@ def root(
     setup_logging(cli_state.verbose, cli_state.quiet)
 
 
+app.command("compress")(compress)
 app.command("generate")(generate)
 app.command("models")(models)
 app.command("doctor")(doctor)
@@ -58,11 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     from lctk.console import OutputClosedError, print_error
     from lctk.errors import LctkError
 
-    command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:  # bare `lctk` shows the help, like `lctk --help`
         args = ["--help"]
     try:
+        command = typer.main.get_command(app)
         result = command.main(args=args, prog_name="lctk", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == 130:  # typer turns Ctrl-C into a bare exit status 130

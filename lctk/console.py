@@ -52,3 +52,33 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     logger.handlers[:] = [_StderrHandler()]
     logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
+
+class progress_callback:  # noqa: N801 - used as a context manager, named like one
+    """A transient progress bar on stderr (silent when stderr is not a terminal); yields on_progress(done, total)."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=_err, transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.description, total=None)
+
+        def update(done: int, total: int) -> None:
+            self._progress.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -37,42 +37,47 @@ def make_tree(root: Path) -> None:
     (root / "big.py").write_text("x = 1\n" * 200_000)
 
 
+def _short(display: str) -> str:
+    """Display paths start with the directory as named (here an absolute tmp path): drop it."""
+    return display.rsplit("/tree/", 1)[-1]
+
+
 def names(result) -> list[str]:
-    return [f.display_path for f in result.files]
+    return [_short(f.display_path) for f in result.files]
 
 
 def reasons(result) -> dict[str, str]:
-    return {s.display_path: s.reason.split(" (")[0] for s in result.skipped}
+    return {_short(s.display_path): s.reason.split(" (")[0] for s in result.skipped}
 
 
 @pytest.mark.parametrize("use_git", [False, True])
 def test_ignore_files_and_skip_reasons(tmp_path, use_git):
-    make_tree(tmp_path)
+    make_tree(tmp_path / "tree")
     if use_git:
-        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-        subprocess.run(["git", "-C", str(tmp_path), "add", "src/app.py"], check=True)  # the rest untracked
-    result = walk_sources([tmp_path])
+        subprocess.run(["git", "init", "-q", str(tmp_path / "tree")], check=True)
+        subprocess.run(["git", "-C", str(tmp_path / "tree"), "add", "src/app.py"], check=True)  # the rest untracked
+    result = walk_sources([tmp_path / "tree"])
     assert names(result) == [".gitignore", ".lctkignore", "docs/.gitignore", "docs/readme.md", "src/app.py", "src/util.js"]
     assert reasons(result) == {
         "big.py": "too large", "package-lock.json": "generated", "src/api.pb.go": "generated",
         "src/gen_pb2.py": "generated", "src/logo.png": "binary", "src/schema.py": "generated",
         "static/app.min.js": "generated", "static/bundle.js": "minified",
     }
-    languages = {f.display_path: f.language for f in result.files}
+    languages = {_short(f.display_path): f.language for f in result.files}
     assert languages["src/app.py"] == "python" and languages["src/util.js"] == "javascript"
     assert languages["docs/readme.md"] is None
 
 
 def test_include_and_exclude_globs(tmp_path):
-    make_tree(tmp_path)
-    assert names(walk_sources([tmp_path], include=["*.py"])) == ["src/app.py"]
-    assert "src/util.js" not in names(walk_sources([tmp_path], exclude=["src/*.js", "docs/"]))
-    assert not any(n.startswith("docs/") for n in names(walk_sources([tmp_path], exclude=["docs/"])))
+    make_tree(tmp_path / "tree")
+    assert names(walk_sources([tmp_path / "tree"], include=["*.py"])) == ["src/app.py"]
+    assert "src/util.js" not in names(walk_sources([tmp_path / "tree"], exclude=["src/*.js", "docs/"]))
+    assert not any(n.startswith("docs/") for n in names(walk_sources([tmp_path / "tree"], exclude=["docs/"])))
 
 
 def test_named_files_and_errors(tmp_path):
-    make_tree(tmp_path)
-    result = walk_sources([tmp_path / "src" / "app.py", tmp_path / "src" / "logo.png"])
+    make_tree(tmp_path / "tree")
+    result = walk_sources([tmp_path / "tree" / "src" / "app.py", tmp_path / "tree" / "src" / "logo.png"])
     assert [f.language for f in result.files] == ["python"]
     assert list(reasons(result).values()) == ["binary"]
     with pytest.raises(InputError, match="no such file"):
@@ -80,9 +85,11 @@ def test_named_files_and_errors(tmp_path):
 
 
 def test_fifos_and_symlink_loops_do_not_hang(tmp_path):
-    (tmp_path / "a.py").write_text("x = 1\n")
-    os.mkfifo(tmp_path / "pipe")
-    (tmp_path / "loop").symlink_to(tmp_path)
-    result = walk_sources([tmp_path])
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.py").write_text("x = 1\n")
+    os.mkfifo(tree / "pipe")
+    (tree / "loop").symlink_to(tree)
+    result = walk_sources([tree])
     assert names(result) == ["a.py"]
     assert reasons(result).get("pipe") == "not a regular file"

@@ -83,9 +83,10 @@ def walk_sources(
         else:
             candidates = [named]
             base = named.parent
+        prefix = "" if named.is_dir() and named.as_posix() in (".", "") else named.as_posix().rstrip("/") + "/"
         for path in candidates:
             relative = _relative(path, base)
-            display = relative if named.is_dir() else str(named)
+            display = prefix + relative if named.is_dir() else str(named)
             if include_spec is not None and not include_spec.match_file(relative):
                 continue
             if exclude_spec is not None and exclude_spec.match_file(relative):
@@ -228,3 +229,49 @@ def _ignored(path: Path, root: Path, specs) -> bool:
         if _matches(root / directory, applicable, is_dir=True):
             return True
     return _matches(path, applicable, is_dir=False)
+
+
+def read_text(path: Path) -> str:
+    """Read a source file as text: UTF-8 (BOM dropped) or BOM-marked UTF-16; raises UnicodeDecodeError."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8")
+
+
+STDIN = "-"
+
+
+def gather_sources(
+    paths: Sequence[str],
+    stdin_text: str | None = None,
+    stdin_language: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    max_file_bytes: int = MAX_FILE_BYTES,
+):
+    """Resolve command-line inputs to (SourceText list, SkippedFile list); '-' stands for `stdin_text`."""
+    from lctk.compress.model import SourceText
+
+    sources: list[SourceText] = []
+    skipped: list[SkippedFile] = []
+    named = [Path(p) for p in paths if p != STDIN]
+    if STDIN in paths:
+        if stdin_text is None:
+            raise InputError("'-' needs text on stdin")
+        sources.append(SourceText("<stdin>", stdin_language or language_for_path("", stdin_text.split("\n", 1)[0]), stdin_text))
+    if named:
+        walked = walk_sources(named, include, exclude, max_file_bytes)
+        skipped.extend(walked.skipped)
+        for file in walked.files:
+            try:
+                sources.append(SourceText(file.display_path, file.language, read_text(file.path)))
+            except UnicodeDecodeError:
+                skipped.append(SkippedFile(file.display_path, "not UTF-8 text"))
+            except FileNotFoundError:
+                skipped.append(SkippedFile(file.display_path, "vanished"))
+            except OSError as exc:
+                skipped.append(SkippedFile(file.display_path, f"unreadable ({exc.strerror or exc})"))
+    return sources, skipped

@@ -1,0 +1,108 @@
+"""`lctk compress`: fit files, directories or stdin into a token budget for a task."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from lctk.options import BackendOption, ModelOption
+
+DEFAULT_RATE = 0.5
+
+
+class CompressFormat(str, Enum):
+    """Output formats of compress."""
+
+    text = "text"
+    xml = "xml"
+    markdown = "markdown"
+    json = "json"
+
+
+def _stdin_text() -> str:
+    from lctk.errors import InputError
+
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"stdin is not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def compress(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Files or directories; '-' reads text from stdin.", show_default=False)] = None,
+    query: Annotated[Optional[str], typer.Option("--query", "-q", help="The task the context is for (omit for the query-free scorer).")] = None,
+    budget: Annotated[Optional[int], typer.Option("--budget", "-B", min=1, help="Most tokens in the output, everything included.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", "-r", min=0.0, max=1.0, help="Output size as a share of the input [default: 0.5 without --budget].")] = None,
+    output_format: Annotated[CompressFormat, typer.Option("--format", "-f", case_sensitive=False, help="text, xml, markdown or json.")] = CompressFormat.text,
+    explain: Annotated[bool, typer.Option("--explain", help="List every unit with score, tokens and decision on stderr.")] = False,
+    no_fine: Annotated[bool, typer.Option("--no-fine", help="Keep whole functions (skip the line-level stage).")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the score cache.")] = False,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="Chunks scored by the model (BM25 picks them).")] = 64,
+    stdin_paths: Annotated[bool, typer.Option("--stdin-paths", help="Read the list of files from stdin, one per line.")] = False,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Language of text read from stdin ('-').")] = None,
+    include: Annotated[Optional[list[str]], typer.Option("--include", help="Only paths matching this glob (repeatable).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out paths matching this glob (repeatable).")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count the budget with this model's tokenizer [default: the scoring model's].")] = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+) -> None:
+    """Compress code into a token budget, keeping what the task needs (LongCodeZip)."""
+    from lctk.compress.api import compress as compress_sources
+    from lctk.compress.cache import MemoryScoreCache, ScoreCache
+    from lctk.compress.render import explain_table, render
+    from lctk.config import writable_cache_subdir
+    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.errors import InputError, UsageError
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+    from lctk.options import backend_value
+    from lctk.sources.languages import LANGUAGES
+    from lctk.sources.walk import STDIN, gather_sources
+
+    names = list(paths or [])
+    if budget is not None and rate is not None:
+        raise UsageError("give --budget or --rate, not both")
+    if rate is not None and rate <= 0:
+        raise UsageError("--rate must be above 0")
+    if lang is not None and lang not in LANGUAGES:
+        raise UsageError(f"unknown --lang '{lang}'; choose one of {', '.join(sorted(LANGUAGES))}")
+    if query is not None and not query.strip():
+        raise InputError("the query is empty; omit -q for the query-free scorer")
+    stdin_text = None
+    if stdin_paths:
+        if STDIN in names:
+            raise UsageError("--stdin-paths and '-' both want stdin")
+        names += [line.strip() for line in _stdin_text().splitlines() if line.strip()]
+    elif STDIN in names:
+        stdin_text = _stdin_text()
+    if not names:
+        raise UsageError("no input: pass files or directories, '-' for stdin, or --stdin-paths")
+    sources, skipped = gather_sources(names, stdin_text, lang, include or [], exclude or [])
+    console = err_console()
+    for item in skipped:
+        console.print(f"[dim]lctk:[/dim] skipped {item.display_path}: {item.reason}", markup=True, highlight=False)
+    if not sources or not any(s.text.strip() for s in sources):
+        raise InputError(f"nothing to compress: no readable source text in {', '.join(names)}" + (f" ({len(skipped)} files skipped)" if skipped else ""))
+    chosen_backend = backend_value(backend)
+    lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend)
+    counter = load_language_model(tokenizer, "score", chosen_backend)[0] if tokenizer else lm
+    cache = MemoryScoreCache() if no_cache else ScoreCache(writable_cache_subdir("scores") / "scores.sqlite")
+    with progress_callback("scoring chunks") as on_progress:
+        result = compress_sources(
+            sources, lm, query=query, budget_tokens=budget, rate=None if budget else (rate or DEFAULT_RATE),
+            output_format=output_format.value, fine=not no_fine, candidates=candidates, cache=cache,
+            counter=counter, on_progress=on_progress,
+        )
+    write_stdout(render(result))
+    if explain:
+        console.print(explain_table(result), markup=False, highlight=False, end="")
+    console.print(
+        f"[dim]lctk:[/dim] {result.input_tokens:,} -> {result.output_tokens:,} tokens "
+        f"(budget {result.budget_tokens:,}, {result.ratio:.1f}x) from {len(sources)} files; "
+        f"scored {result.lm_sequences_scored} chunks, {result.lm_cache_hits} from cache",
+        markup=True, highlight=False,
+    )
