@@ -120,6 +120,9 @@ def compress(
         kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE))
         _fine(run, kept, query is not None)
     kept = _fit(run, ranked, kept, budget)
+    if not kept and run.units:
+        smallest = min(run.count(run.render([u])) for u in sorted(run.units, key=lambda u: u.tokens)[:20])
+        raise BudgetError(f"a budget of {budget} tokens keeps nothing: the smallest unit needs {smallest} with its header")
     files = _build_files(sources, kept)
     output_tokens = run.count(render_context(files, "text" if output_format == "json" else output_format))
     kept_ids = {id(u) for u in kept}
