@@ -218,3 +218,17 @@ def test_language_detection():
     assert language_for_path("bin/tool", "#!/usr/bin/env python3") == "python"
     assert language_for_path("README.md") is None
     assert set(LANGUAGES) >= {"python", "javascript", "typescript", "go", "rust", "java", "c", "cpp", "ruby"}
+
+
+def test_nested_classes_and_syntax_errors():
+    nested = "class Outer:\n    class Inner:\n        def f(self):\n            return 1\n\n    def g(self):\n        return 2\n"
+    chunks = chunk_text(nested, "python")
+    assert "".join(c.text for c in chunks) == nested
+    names = {(c.kind, c.name) for c in chunks}
+    assert {("class", "Outer"), ("class", "Outer.Inner"), ("method", "Outer.Inner.f"), ("method", "Outer.g")} <= names
+    inner_f = next(c for c in chunks if c.name == "Outer.Inner.f")
+    assert inner_f.context == "class Outer:\nclass Inner:"
+    broken = "def ok():\n    return 1\n\ndef broken(:\n    return (\n\nclass C:\n    pass\n"
+    chunks = chunk_text(broken, "python")
+    assert "".join(c.text for c in chunks) == broken  # a syntax error never loses text
+    assert ("function", "ok") in {(c.kind, c.name) for c in chunks}

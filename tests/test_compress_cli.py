@@ -41,6 +41,7 @@ def test_compress_directory_to_budget_with_json(tmp_path):
     assert data["tokens"]["output"] <= 120 and data["tokens"]["budget"] == 120
     assert "retry_with_backoff" in data["text"]
     assert "skipped" in result.stderr and "blob.bin: binary" in result.stderr
+    assert [item["reason"] for item in data["skipped"]] == ["binary"]
     assert "tokens (budget 120" in result.stderr
 
 
@@ -52,6 +53,23 @@ def test_compress_stdin_text_and_stdin_paths(tmp_path):
     assert listed.exit_code == 0 and listed.stdout.startswith("<context>")
     explained = run_lctk("compress", str(tmp_path / "pkg" / "net.py"), "-B", "80", "--explain", "--no-cache", "-q", "config")
     assert "decision" in explained.stderr and "decision" not in explained.stdout
+
+
+def test_budget_is_counted_with_the_named_tokenizer(tmp_path):
+    make_repo(tmp_path)
+    args = ("compress", str(tmp_path / "pkg" / "net.py"), "-q", "retry", "-B", "90", "--no-cache", "--format", "json")
+    result = run_lctk(*args, "--tokenizer", "gemma3-270m")
+    assert result.exit_code == 0, result.stderr
+    from lctk.models.loader import load_language_model
+
+    gemma, _ = load_language_model("gemma3-270m", "score", "llama")
+    assert gemma.count_tokens(json.loads(result.stdout)["text"]) <= 90
+
+
+def test_python_api_is_importable_lazily():
+    import lctk.compress
+
+    assert callable(lctk.compress.compress)
 
 
 def test_compress_bad_inputs(tmp_path):

@@ -97,7 +97,7 @@ def compress(
             output_format=output_format.value, fine=not no_fine, candidates=candidates, cache=cache,
             counter=counter, on_progress=on_progress,
         )
-    write_stdout(render(result))
+    write_stdout(render(result, skipped))
     if explain:
         console.print(explain_table(result), markup=False, highlight=False, end="")
     console.print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from lctk.compress.model import CompressedFile, CompressResult
@@ -68,8 +69,8 @@ def render_context(files: tuple[CompressedFile, ...], output_format: str) -> str
     return "".join(parts)
 
 
-def render(result: CompressResult) -> str:
-    """The full stdout payload for the result's format."""
+def render(result: CompressResult, skipped: Sequence = ()) -> str:
+    """The full stdout payload for the result's format (json also lists skipped files)."""
     if result.output_format != "json":
         return render_context(result.files, result.output_format)
     payload = {
@@ -81,6 +82,7 @@ def render(result: CompressResult) -> str:
         "ratio": round(result.ratio, 3),
         "files": [{"path": f.path, "language": f.language, "lines": f.total_lines, "kept": _ranges(f)} for f in result.files],
         "units": [dataclasses.asdict(u) for u in result.units],
+        "skipped": [{"path": item.display_path, "reason": item.reason} for item in skipped],
         "scoring": {
             "lm_sequences": result.lm_sequences_scored, "cache_hits": result.lm_cache_hits,
             "lm_tokens": result.lm_tokens_scored, "seconds": round(result.seconds, 3),
