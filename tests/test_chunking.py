@@ -227,7 +227,7 @@ def test_nested_classes_and_syntax_errors():
     names = {(c.kind, c.name) for c in chunks}
     assert {("class", "Outer"), ("class", "Outer.Inner"), ("method", "Outer.Inner.f"), ("method", "Outer.g")} <= names
     inner_f = next(c for c in chunks if c.name == "Outer.Inner.f")
-    assert inner_f.context == "class Outer:\nclass Inner:"
+    assert inner_f.context == "class Outer:\nclass Inner:" and inner_f.context_lines == (1, 2)
     broken = "def ok():\n    return 1\n\ndef broken(:\n    return (\n\nclass C:\n    pass\n"
     chunks = chunk_text(broken, "python")
     assert "".join(c.text for c in chunks) == broken  # a syntax error never loses text

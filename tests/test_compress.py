@@ -120,3 +120,11 @@ def test_query_free_mode_prefers_referenced_definitions():
     decisions = {u.symbol: u for u in result.units}
     assert decisions["helper"].scored_by == "references" and decisions["helper"].score == 1
     assert decisions["helper"].decision == "kept"
+
+
+def test_a_kept_method_shows_its_class_line():
+    source = SourceText("c.py", "python", "import os\n\n\nclass Store:\n    \"\"\"Keeps items.\"\"\"\n\n    limit = 10\n\n    def add(self, item):\n        self.items.append(item)\n\n    def clear(self):\n        self.items = []\n")
+    result = compress([source], FAKE, query="append an item", budget_tokens=40, fine=False)
+    text = render(result)
+    assert "def add" in text and "class Store:" in text
+    assert FAKE.count_tokens(text) <= 40

@@ -153,7 +153,8 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress) -> tuple[i
     chosen = by_lexical[: max(candidates, 0)]
     stats = (0, 0, 0)
     if chosen:
-        ami, scoring = ami_scores(run.model, [u.chunk.text for u in chosen], query, run.cache, on_progress)
+        texts = [f"{u.chunk.context}\n{u.chunk.text}" if u.chunk.context else u.chunk.text for u in chosen]
+        ami, scoring = ami_scores(run.model, texts, query, run.cache, on_progress)  # methods read with their class line
         for u, score in zip(chosen, ami):
             u.score, u.scored_by = float(round(score, 6)), "ami"
         stats = (scoring.sequences_scored, scoring.cache_hits, scoring.tokens_scored)
@@ -270,6 +271,7 @@ def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit]) -> tuple[
         first = u.chunk.start_line
         wanted = range(u.lines) if u.kept_lines is None else sorted(u.kept_lines)
         lines_by_file.setdefault(u.file_index, set()).update(first + i for i in wanted)
+        lines_by_file[u.file_index].update(u.chunk.context_lines)  # a kept method shows its class line
     files = []
     for index, source in enumerate(sources):
         all_lines = source.text.split("\n")

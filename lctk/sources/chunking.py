@@ -28,6 +28,7 @@ class Chunk:
     end_line: int  # 1-based, inclusive
     signature_lines: int  # leading lines up to the body (decorators and comments included); 0 if none
     context: str  # first line of each enclosing class, for methods; "" otherwise
+    context_lines: tuple[int, ...] = ()  # 1-based line numbers of those class lines
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class _Boundary:
     kind: str
     name: str
     context: str
+    context_lines: tuple[int, ...]
     body_position: int  # byte offset where the definition's body starts (== position if none)
     is_definition: bool
 
@@ -48,8 +50,8 @@ def chunk_text(text: str, language: str | None) -> list[Chunk]:
         return blank_line_blocks(text)
     data = text.encode("utf-8", "surrogateescape")
     tree = parser.parse(data)
-    boundaries: list[_Boundary] = [_Boundary(0, MODULE, "", "", 0, False)]
-    _collect(tree.root_node, data, spec, boundaries, scope=(), context="", depth=0)
+    boundaries: list[_Boundary] = [_Boundary(0, MODULE, "", "", (), 0, False)]
+    _collect(tree.root_node, data, spec, boundaries, scope=(), context=("", ()), depth=0)
     return _spans_to_chunks(data, boundaries)
 
 
@@ -147,7 +149,10 @@ def _body(node):
 
 
 def _collect(parent, data, spec, boundaries, scope, context, depth) -> None:
-    """Add a boundary at each definition among `parent`'s children (recursing into containers)."""
+    """Add a boundary at each definition among `parent`'s children (recursing into containers).
+
+    `context` is (enclosing class lines as text, their 1-based line numbers).
+    """
     attached_from = None  # start of a run of comments/decorators directly above what follows
     previous_end_row = -2
     for child in parent.children:
@@ -176,15 +181,16 @@ def _collect(parent, data, spec, boundaries, scope, context, depth) -> None:
             kind = METHOD
         body = _body(inner)
         body_position = _signature_end(data, body) if body is not None else start
-        boundaries.append(_Boundary(start, kind, qualified, context if kind == METHOD else "", max(body_position, start), True))
+        method_context = context if kind == METHOD else ("", ())
+        boundaries.append(_Boundary(start, kind, qualified, *method_context, max(body_position, start), True))
         if kind == CLASS and body is not None and depth < MAX_CONTAINER_DEPTH:
             header = _text(data, inner).split("\n", 1)[0].strip()
-            inner_context = f"{context}\n{header}".strip("\n")
+            inner_context = (f"{context[0]}\n{header}".strip("\n"), (*context[1], inner.start_point.row + 1))
             _collect(body, data, spec, boundaries, (*scope, name) if name else scope, inner_context, depth + 1)
             # Code after the last member (closing brace, class-level statements) stays in the class.
         after = _next_line_start(data, child.end_byte)
         filler_kind = CLASS if scope else MODULE
-        boundaries.append(_Boundary(after, filler_kind, ".".join(scope), context if scope else "", after, False))
+        boundaries.append(_Boundary(after, filler_kind, ".".join(scope), *(context if scope else ("", ())), after, False))
         attached_from = None
         previous_end_row = child.end_point.row
 
@@ -221,5 +227,5 @@ def _spans_to_chunks(data: bytes, boundaries: list[_Boundary]) -> list[Chunk]:
         start_line = data.count(b"\n", 0, start) + 1
         end_line = start_line + max(text.count("\n") - (1 if text.endswith("\n") else 0), 0)
         signature = data.count(b"\n", start, boundary.body_position) if boundary.is_definition else 0
-        chunks.append(Chunk(boundary.kind, boundary.name, text, start_line, end_line, signature, boundary.context))
+        chunks.append(Chunk(boundary.kind, boundary.name, text, start_line, end_line, signature, boundary.context, boundary.context_lines))
     return chunks
