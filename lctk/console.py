@@ -15,6 +15,17 @@ def err_console() -> Console:
     return _err
 
 
+def read_stdin_text() -> str:
+    """All of stdin decoded as UTF-8, or an InputError naming the first bad byte."""
+    from lctk.errors import InputError
+
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"stdin is not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
 class OutputClosedError(Exception):
     """stdout's reader went away (e.g. `| head`); not an OSError, so nothing swallows it on the way up."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -20,16 +19,6 @@ class CompressFormat(str, Enum):
     xml = "xml"
     markdown = "markdown"
     json = "json"
-
-
-def _stdin_text() -> str:
-    from lctk.errors import InputError
-
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"stdin is not UTF-8 text (invalid byte at offset {exc.start})") from None
 
 
 def compress(
@@ -55,7 +44,7 @@ def compress(
     from lctk.compress.cache import MemoryScoreCache, ScoreCache
     from lctk.compress.render import explain_table, render
     from lctk.config import writable_cache_subdir
-    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.console import err_console, progress_callback, read_stdin_text, write_stdout
     from lctk.errors import InputError, UsageError
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
@@ -76,9 +65,9 @@ def compress(
     if stdin_paths:
         if STDIN in names:
             raise UsageError("--stdin-paths and '-' both want stdin")
-        names += [line.strip() for line in _stdin_text().splitlines() if line.strip()]
+        names += [line.strip() for line in read_stdin_text().splitlines() if line.strip()]
     elif STDIN in names:
-        stdin_text = _stdin_text()
+        stdin_text = read_stdin_text()
     if not names:
         raise UsageError("no input: pass files or directories, '-' for stdin, or --stdin-paths")
     sources, skipped = gather_sources(names, stdin_text, lang, include or [], exclude or [])

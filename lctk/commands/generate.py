@@ -12,17 +12,14 @@ from lctk.options import BackendOption, FormatOption, ModelOption, OutputFormat
 
 def read_prompt(prompt: str | None) -> str:
     """Return the prompt argument, or stdin when it is omitted or '-'."""
-    from lctk.errors import InputError, UsageError
+    from lctk.console import read_stdin_text
+    from lctk.errors import UsageError
 
     if prompt is not None and prompt != "-":
         return prompt
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("no prompt: pass PROMPT or pipe text on stdin")
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"stdin is not UTF-8 text (invalid byte at offset {exc.start})") from None
+    return read_stdin_text()
 
 
 def generate(

@@ -29,6 +29,19 @@ class LanguageSpec:
 _C_LIKE_COMMENTS = frozenset({"comment"})
 _PREPROCESSOR = frozenset({"preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "preproc_elifdef"})
 
+def _typescript(name: str, extensions: tuple[str, ...], grammar_function: str) -> LanguageSpec:
+    """TypeScript and TSX share one grammar wheel and the same node roles."""
+    return LanguageSpec(
+        name, extensions, "tree_sitter_typescript", grammar_function,
+        functions=frozenset({"function_declaration", "generator_function_declaration", "method_definition", "function_signature"}),
+        containers=frozenset({"class_declaration", "abstract_class_declaration", "class"}),
+        types=frozenset({"interface_declaration", "type_alias_declaration", "enum_declaration"}),
+        wrappers=frozenset({"export_statement"}),
+        attachments=_C_LIKE_COMMENTS | {"decorator"},
+        variable_functions=True,
+    )
+
+
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.name: spec
     for spec in (
@@ -49,24 +62,8 @@ LANGUAGES: dict[str, LanguageSpec] = {
             attachments=_C_LIKE_COMMENTS | {"decorator"},
             variable_functions=True,
         ),
-        LanguageSpec(
-            "typescript", (".ts", ".mts", ".cts"), "tree_sitter_typescript", "language_typescript",
-            functions=frozenset({"function_declaration", "generator_function_declaration", "method_definition", "function_signature"}),
-            containers=frozenset({"class_declaration", "abstract_class_declaration", "class"}),
-            types=frozenset({"interface_declaration", "type_alias_declaration", "enum_declaration"}),
-            wrappers=frozenset({"export_statement"}),
-            attachments=_C_LIKE_COMMENTS | {"decorator"},
-            variable_functions=True,
-        ),
-        LanguageSpec(
-            "tsx", (".tsx",), "tree_sitter_typescript", "language_tsx",
-            functions=frozenset({"function_declaration", "generator_function_declaration", "method_definition", "function_signature"}),
-            containers=frozenset({"class_declaration", "abstract_class_declaration", "class"}),
-            types=frozenset({"interface_declaration", "type_alias_declaration", "enum_declaration"}),
-            wrappers=frozenset({"export_statement"}),
-            attachments=_C_LIKE_COMMENTS | {"decorator"},
-            variable_functions=True,
-        ),
+        _typescript("typescript", (".ts", ".mts", ".cts"), "language_typescript"),
+        _typescript("tsx", (".tsx",), "language_tsx"),
         LanguageSpec(
             "go", (".go",), "tree_sitter_go", "language",
             functions=frozenset({"function_declaration", "method_declaration"}),
