@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lctk.compress.api import BudgetError, compress
 from lctk.compress.cache import ScoreCache
 from lctk.compress.model import SourceText
-from lctk.compress.render import render, render_context
+from lctk.compress.render import budgeted_context, render, render_context
 from lctk.models.fake import FakeLanguageModel
 
 
@@ -28,7 +28,7 @@ FAKE = FakeLanguageModel()
 
 
 def budgeted_text(result) -> str:
-    return render_context(result.files, "text" if result.output_format == "json" else result.output_format)
+    return budgeted_context(result.files, result.output_format)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

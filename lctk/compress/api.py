@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,12 @@ import numpy as np
 from lctk.compress import fine as fine_stage
 from lctk.compress.cache import MemoryScoreCache
 from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, CompressResult, Segment, SourceText, UnitDecision
-from lctk.compress.render import FORMATS, elision_marker, render_context
+from lctk.compress.render import FORMATS, budgeted_context, elision_marker
 from lctk.compress.scoring import ami_scores, line_losses
 from lctk.errors import LctkError, UsageError
 from lctk.models.protocols import LanguageModel
 from lctk.retrieval.lexical import BM25, identifier_tokens
-from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text
+from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text, text_lines
 
 DEFAULT_CANDIDATES = 64
 FINE_BASE_RATE = 0.6  # R_base: a kept function keeps about this share of its tokens
@@ -68,7 +69,7 @@ class _Run:
         return self.counter.count_tokens(text) if text else 0
 
     def render(self, kept: Sequence[_Unit]) -> str:
-        return render_context(_build_files(self.sources, kept), "text" if self.output_format == "json" else self.output_format)
+        return budgeted_context(_build_files(self.sources, kept), self.output_format)
 
 
 def compress(
@@ -115,16 +116,16 @@ def compress(
         raise BudgetError(f"a budget of {budget} tokens cannot hold the output's frame: it needs at least {max(mandatory, 1)}")
     stats = _rank(run, query, candidates, on_progress)
     ranked = sorted(run.units, key=lambda u: u.order)
-    kept = _coarse(run, ranked, budget)
+    kept = _coarse(run, ranked, budget, mandatory)
     if fine and len(kept) < len(ranked):
-        kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE))
+        kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE), mandatory)
         _fine(run, kept, query is not None)
     kept = _fit(run, ranked, kept, budget)
     if not kept and run.units:
         smallest = min(run.count(run.render([u])) for u in sorted(run.units, key=lambda u: u.tokens)[:20])
         raise BudgetError(f"a budget of {budget} tokens keeps nothing: the smallest unit needs {smallest} with its header")
     files = _build_files(sources, kept)
-    output_tokens = run.count(render_context(files, "text" if output_format == "json" else output_format))
+    output_tokens = run.count(budgeted_context(files, output_format))
     kept_ids = {id(u) for u in kept}
     decisions = tuple(_decision(run, u, id(u) in kept_ids) for u in sorted(run.units, key=lambda u: (u.file_index, u.chunk.start_line)))
     return CompressResult(
@@ -184,8 +185,6 @@ def references(run: _Run) -> list[int]:
 
 
 def _words(text: str) -> list[str]:
-    import re
-
     return re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
 
 
@@ -193,11 +192,11 @@ def _marker_tokens(run: _Run) -> int:
     return run.count(elision_marker("python", "    ", 1000, 2000))
 
 
-def _coarse(run: _Run, ranked: Sequence[_Unit], target: int) -> list[_Unit]:
+def _coarse(run: _Run, ranked: Sequence[_Unit], target: int, frame_tokens: int) -> list[_Unit]:
     """Whole units in rank order while an estimate of the rendered size stays within target."""
     headers: dict[int, int] = {}
     marker = _marker_tokens(run)
-    used = run.count(run.render([]))
+    used = frame_tokens
     kept = []
     for u in ranked:
         header = 0
@@ -221,9 +220,7 @@ def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
     scores = [u.score if (by_score and u.score is not None) else 0.0 for u in functions]
     rates = fine_stage.function_budget_rates(scores, FINE_BASE_RATE)
     for u, rate in zip(functions, rates):
-        lines = u.chunk.text.split("\n")
-        if u.chunk.text.endswith("\n"):
-            lines = lines[:-1]
+        lines = text_lines(u.chunk.text)
         signature = min(max(u.chunk.signature_lines, 1), len(lines))
         body = list(range(signature, len(lines)))
         if not body:
@@ -274,9 +271,7 @@ def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit]) -> tuple[
         lines_by_file[u.file_index].update(u.chunk.context_lines)  # a kept method shows its class line
     files = []
     for index, source in enumerate(sources):
-        all_lines = source.text.split("\n")
-        if source.text.endswith("\n"):
-            all_lines = all_lines[:-1]
+        all_lines = text_lines(source.text)
         keep = sorted(n for n in lines_by_file.get(index, ()) if n <= len(all_lines))
         segments = []
         start = previous = None
@@ -297,7 +292,7 @@ def _decision(run: _Run, u: _Unit, is_kept: bool) -> UnitDecision:
     elif u.kept_lines is None:
         decision, kept_tokens = KEPT, u.tokens
     else:
-        lines = u.chunk.text.split("\n")
+        lines = text_lines(u.chunk.text)
         decision, kept_tokens = PARTIAL, run.count("\n".join(lines[i] for i in sorted(u.kept_lines)))
     return UnitDecision(
         run.sources[u.file_index].path, u.chunk.start_line, u.chunk.end_line, u.chunk.kind, u.chunk.name,

@@ -69,12 +69,17 @@ def render_context(files: tuple[CompressedFile, ...], output_format: str) -> str
     return "".join(parts)
 
 
+def budgeted_context(files: tuple[CompressedFile, ...], output_format: str) -> str:
+    """The part of the output the budget counts: the context itself (json carries it as `text`)."""
+    return render_context(files, "text" if output_format == "json" else output_format)
+
+
 def render(result: CompressResult, skipped: Sequence = ()) -> str:
     """The full stdout payload for the result's format (json also lists skipped files)."""
     if result.output_format != "json":
         return render_context(result.files, result.output_format)
     payload = {
-        "text": render_context(result.files, "text"),
+        "text": budgeted_context(result.files, "json"),
         "query": result.query,
         "model": result.model,
         "backend": result.backend,

@@ -15,6 +15,7 @@ import numpy as np
 
 from lctk.compress.cache import content_hash
 from lctk.models.protocols import LanguageModel
+from lctk.sources.chunking import text_lines
 
 SEPARATOR = "\n\n"  # between a chunk and the query it conditions
 BATCH_SEQUENCES = 8  # sequences per token_logprobs_batch call
@@ -100,7 +101,7 @@ def line_losses(model: LanguageModel, text: str, cache) -> np.ndarray:
     encoded = model.tokenize_with_offsets(text, add_special=True)
     logprobs = model.token_logprobs(list(encoded.ids))
     line_starts = np.cumsum([0] + [len(line) + 1 for line in text.split("\n")])
-    n_lines = len(text.split("\n")) - (1 if text.endswith("\n") else 0)
+    n_lines = len(text_lines(text))
     sums = np.zeros(max(n_lines, 1))
     counts = np.zeros(max(n_lines, 1))
     for (start, end), logprob in zip(encoded.offsets, logprobs):

@@ -42,6 +42,12 @@ class _Boundary:
     is_definition: bool
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a text without their newlines (a final newline adds no empty line)."""
+    lines = text.split("\n")
+    return lines[:-1] if text.endswith("\n") else lines
+
+
 def chunk_text(text: str, language: str | None) -> list[Chunk]:
     """Split `text` into chunks; unknown languages (or missing grammars) give blank-line blocks."""
     spec = LANGUAGES.get(language or "")

@@ -32,7 +32,6 @@ GENERATED_NAMES = re.compile(
     r"(\.min\.(js|css)$|\.pb\.go$|_pb2(_grpc)?\.pyi?$|\.g\.dart$|(^|/)(package-lock\.json|yarn\.lock|pnpm-lock\.yaml|"
     r"Cargo\.lock|poetry\.lock|uv\.lock|Pipfile\.lock|composer\.lock|Gemfile\.lock|go\.sum)$)"
 )
-IGNORE_FILES = (".gitignore", ".lctkignore")
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,9 @@ def _list_directory(root: Path) -> list[Path]:
     """All candidate files under `root`: from git when it is a work tree, else an ignore-aware walk."""
     listed = _git_files(root)
     paths = listed if listed is not None else list(_walk(root))
-    lctk_ignores = _ignore_specs(root, (".lctkignore",))
+    # Every .lctkignore that matters is among the listed files (one in an ignored directory
+    # could only exclude files that are excluded already), so no second walk is needed.
+    lctk_ignores = [(p.parent, spec) for p in sorted(paths) if p.name == ".lctkignore" and (spec := _read_ignore(p))]
     return [p for p in paths if not _ignored(p, root, lctk_ignores)]
 
 
@@ -207,18 +208,6 @@ def _matches(path: Path, specs, is_dir: bool) -> bool:
         if spec.match_file(relative):
             return True
     return False
-
-
-def _ignore_specs(root: Path, names: Sequence[str]) -> list[tuple[Path, object]]:
-    """Every ignore file called one of `names` under `root` (outside .git), with its directory."""
-    specs = []
-    for name in names:
-        for found in sorted(root.rglob(name)):
-            if ".git" not in found.relative_to(root).parts:
-                spec = _read_ignore(found)
-                if spec is not None:
-                    specs.append((found.parent, spec))
-    return specs
 
 
 def _ignored(path: Path, root: Path, specs) -> bool:
