@@ -3,7 +3,7 @@ budget violations, achieved ratios and timings, against BM25, tail truncation an
 
 Usage: python bench/compress.py [--needles-per-package 15] [--dependency-tasks 40] [--report]
 Per-task results are appended to bench/.data/compress-results.jsonl, so an interrupted run resumes;
---report only rebuilds the tables from what is there. Writes its section of BENCHMARKS.md.
+--report only prints the tables from what is there; a full run writes its section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from lctk.compress.api import compress  # noqa: E402
 from lctk.compress.cache import ScoreCache  # noqa: E402
 from lctk.compress.model import SourceText  # noqa: E402
 from lctk.compress.render import render_context  # noqa: E402
-from lctk.sources.chunking import chunk_text  # noqa: E402
+from lctk.sources.chunking import chunk_text, text_lines  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "compress-results.jsonl"
@@ -177,7 +177,7 @@ def _whole_files(sources):
 
     out = []
     for s in sources:
-        n = len(s.text.split("\n")) - (1 if s.text.endswith("\n") else 0)
+        n = len(text_lines(s.text))
         out.append(CompressedFile(s.path, s.language, n, (Segment(1, n, s.text),)))
     return tuple(out)
 
@@ -243,7 +243,7 @@ def report(rows: list[dict], recall: dict, timing: dict | None) -> str:
                 violations += sum(g["violation"] for g in group)
                 achieved += [g["input"] / max(g["output"], 1) for g in group]
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {violations} | {np.mean(achieved):.2f}x |" if achieved else f"| {method} | - |")
-        lines.append(f"| whole file (no compression) | " + " | ".join("100.0%" for _ in RATIOS) + " | (ignores the budget) | 1.00x |")
+        lines.append("| whole file (no compression) | " + " | ".join("100.0%" for _ in RATIOS) + " | (ignores the budget) | 1.00x |")
     lines += ["", "### Cascade recall (needle chunk among the BM25 top-K that the LM scores)", "", "| K | recall |", "|---|---|"]
     lines += [f"| {k} | {100 * v:.1f}% |" for k, v in sorted(recall.items())]
     if timing:
@@ -258,7 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--needles-per-package", type=int, default=15)
     parser.add_argument("--dependency-tasks", type=int, default=40)
-    parser.add_argument("--report", action="store_true", help="only rebuild the tables from saved results")
+    parser.add_argument("--report", action="store_true", help="only print the tables from saved results")
     args = parser.parse_args()
     from lctk.models.loader import load_language_model
 
@@ -289,7 +289,8 @@ def main() -> None:
     timing = None if args.report else timings(next(t for t in tasks if t["kind"] == "needle"), lm)
     table = report(rows, cascade_recall(tasks), timing)
     print(table)
-    write_section(ROOT / "BENCHMARKS.md", "compress", "## compress — `python bench/compress.py`\n\n" + table)
+    if not args.report:  # --report has no timings: never let it overwrite a full section
+        write_section(ROOT / "BENCHMARKS.md", "compress", "## compress — `python bench/compress.py`\n\n" + table)
 
 
 if __name__ == "__main__":
