@@ -13,6 +13,7 @@ from lctk.commands.compress import compress
 from lctk.commands.doctor import doctor
 from lctk.commands.generate import generate
 from lctk.commands.models import models
+from lctk.commands.search import index, search
 from lctk.state import cli_state
 
 try:  # typer >= 0.26 vendors click; older releases use click itself
@@ -50,6 +51,8 @@ def root(
 
 
 app.command("compress")(compress)
+app.command("search")(search)
+app.command("index")(index)
 app.command("generate")(generate)
 app.command("models")(models)
 app.command("doctor")(doctor)

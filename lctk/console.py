@@ -85,8 +85,9 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=None)
 
-        def update(done: int, total: int) -> None:
-            self._progress.update(self._task, completed=done, total=total)
+        def update(done: int, total: int, description: str | None = None) -> None:
+            fields = {"description": description} if description is not None else {}
+            self._progress.update(self._task, completed=done, total=total, **fields)
 
         return update
 

@@ -123,7 +123,7 @@ def test_models_lists_aliases_and_defaults():
     assert by_alias["gemma3-270m"]["backends"] == ["torch", "llama"]
     assert payload["defaults"]["generate"] == {"model": "gemma3-270m", "source": "env LCTK_MODEL"}
     assert payload["defaults"]["attention"]["model"] == "gemma3-270m"
-    assert payload["defaults"]["embed"]["model"] == "minilm-l6-v2"
+    assert payload["defaults"]["embed"]["model"] == "minilm-l6-v2-static"
     assert payload["backends"] == {"torch": True, "llama": True}
 
 

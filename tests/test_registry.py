@@ -64,7 +64,8 @@ def test_role_defaults_follow_flag_then_environment(monkeypatch):
 
 def test_describe_models_reports_sizes_and_defaults():
     infos = {info.alias: info for info in registry.describe_models()}
-    assert set(infos) == {"smollm2-135m", "gemma3-270m", "minilm-l6-v2"}
+    assert set(infos) == {"smollm2-135m", "gemma3-270m", "minilm-l6-v2", "minilm-l6-v2-static"}
+    assert "embed" in infos["minilm-l6-v2-static"].default_for
     assert infos["gemma3-270m"].installed and infos["gemma3-270m"].size_bytes > 200e6
     assert "attention" in infos["gemma3-270m"].default_for
     assert infos["minilm-l6-v2"].backends == ("torch",)

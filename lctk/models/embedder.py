@@ -32,6 +32,20 @@ class TorchEmbedder:
             raise ModelError(f"cannot load embedding model {folder}: {first_line(exc)}") from None
         self.model.to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
+        weights = folder / "model.safetensors"
+        stamp = weights.stat() if weights.is_file() else folder.stat()
+        self.fingerprint = f"{stamp.st_size}-{stamp.st_mtime_ns}"
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
+        from lctk.models.static import cut_by_offsets
+
+        encoding = self.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+        return cut_by_offsets(encoding, text, limit)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return float32 (len(texts), dim) unit vectors; texts are batched by length."""

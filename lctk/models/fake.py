@@ -87,9 +87,26 @@ class FakeEmbedder:
     def __init__(self, dim: int = 64, model_id: str = "fake-embed"):
         self.dim = dim
         self.model_id = model_id
+        self.fingerprint = "fake"
+        self.max_tokens = 512
+        self.embedded = 0  # texts embedded so far (tests count work)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Words (runs of word characters) per text."""
+        return [len(re.findall(r"\w+", text)) for text in texts]
+
+    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
+        """Cut after every `limit` words."""
+        words = list(re.finditer(r"\w+", text))
+        if len(words) <= limit:
+            return [(text, len(words))]
+        starts = [0] + [words[i].start() for i in range(limit, len(words), limit)]
+        ends = starts[1:] + [len(text)]
+        return [(text[a:b], len(re.findall(r"\w+", text[a:b]))) for a, b in zip(starts, ends)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return float32 (len(texts), dim) unit vectors (zero text gives a zero row)."""
+        self.embedded += len(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):

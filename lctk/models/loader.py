@@ -73,9 +73,21 @@ def load_language_model(
 
 
 def load_embedder(name: str) -> Embedder:
-    """Resolve and load a sentence embedder."""
+    """Resolve and load a sentence embedder (a static one is distilled on first use)."""
     source = registry.resolve_model(name, registry.EMBED)
+    if source.fmt == registry.STATIC:
+        from lctk.models.static import StaticEmbedder, ensure_static, is_static_folder
+
+        folder = source.path if is_static_folder(source.path) else ensure_static(source.path, source.model_id)
+        return StaticEmbedder(folder, source.model_id)
     from lctk.models.embedder import TorchEmbedder
 
     return TorchEmbedder(source.path, source.model_id)
 
+
+def distilled_from(name: str) -> str | None:
+    """The full embedder a built-in static alias was distilled from (its reranker), else None."""
+    alias = registry.find_alias(name)
+    if alias is not None and alias.fmt == registry.STATIC:
+        return alias.name.removesuffix("-static")
+    return None

@@ -102,7 +102,15 @@ class Embedder(Protocol):
     """A sentence embedder returning L2-normalised float32 vectors."""
 
     model_id: str
+    fingerprint: str  # changes when the weights change (indexes record it)
     dim: int
+    max_tokens: int  # longest input it reads; longer input is truncated
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return float32 (len(texts), dim), each row L2-normalised."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text, special tokens excluded."""
+
+    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
+        """Cut one text into consecutive pieces of at most `limit` tokens: (piece, tokens)."""

@@ -48,17 +48,38 @@ def text_lines(text: str) -> list[str]:
     return lines[:-1] if text.endswith("\n") else lines
 
 
-def chunk_text(text: str, language: str | None) -> list[Chunk]:
-    """Split `text` into chunks; unknown languages (or missing grammars) give blank-line blocks."""
+@dataclass(frozen=True)
+class ParsedText:
+    """A text with its syntax tree (None when the language has no grammar here)."""
+
+    text: str
+    data: bytes  # the text as UTF-8 (surrogateescape), what the tree's byte offsets refer to
+    spec: LanguageSpec | None
+    tree: object | None  # tree_sitter.Tree
+
+
+def parse_text(text: str, language: str | None) -> ParsedText:
+    """Parse `text` once; chunking and block splitting both read the same tree."""
     spec = LANGUAGES.get(language or "")
     parser = parser_for(spec.name) if spec else None
-    if spec is None or parser is None:
-        return blank_line_blocks(text)
     data = text.encode("utf-8", "surrogateescape")
-    tree = parser.parse(data)
+    if spec is None or parser is None:
+        return ParsedText(text, data, None, None)
+    return ParsedText(text, data, spec, parser.parse(data))
+
+
+def chunk_text(text: str, language: str | None) -> list[Chunk]:
+    """Split `text` into chunks; unknown languages (or missing grammars) give blank-line blocks."""
+    return chunk_parsed(parse_text(text, language))
+
+
+def chunk_parsed(parsed: ParsedText) -> list[Chunk]:
+    """Chunks of an already parsed text."""
+    if parsed.tree is None:
+        return blank_line_blocks(parsed.text)
     boundaries: list[_Boundary] = [_Boundary(0, MODULE, "", "", (), 0, False)]
-    _collect(tree.root_node, data, spec, boundaries, scope=(), context=("", ()), depth=0)
-    return _spans_to_chunks(data, boundaries)
+    _collect(parsed.tree.root_node, parsed.data, parsed.spec, boundaries, scope=(), context=("", ()), depth=0)
+    return _spans_to_chunks(parsed.data, boundaries)
 
 
 def blank_line_blocks(text: str) -> list[Chunk]:

@@ -222,7 +222,11 @@ def _ignored(path: Path, root: Path, specs) -> bool:
 
 def read_text(path: Path) -> str:
     """Read a source file as text: UTF-8 (BOM dropped) or BOM-marked UTF-16; raises UnicodeDecodeError."""
-    data = path.read_bytes()
+    return decode_source(path.read_bytes())
+
+
+def decode_source(data: bytes) -> str:
+    """Decode a source file's bytes: UTF-8 (BOM dropped) or BOM-marked UTF-16; raises UnicodeDecodeError."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -1,0 +1,168 @@
+"""`lctk search` and `lctk index`: semantic + lexical code search over a persistent index."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from lctk.options import EmbedModelOption, FormatOption, OutputFormat
+
+
+class SearchFormat(str, Enum):
+    """Output formats of search."""
+
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class Mode(str, Enum):
+    hybrid = "hybrid"
+    dense = "dense"
+    lexical = "lexical"
+
+
+class Fusion(str, Enum):
+    blend = "blend"
+    rrf = "rrf"
+
+
+class Aggregation(str, Enum):
+    mean = "mean"
+    max = "max"
+    attention = "attention"
+
+
+def _split_values(values: list[str] | None) -> tuple[str, ...]:
+    """Repeatable options also accept comma-separated lists (--lang python,go)."""
+    return tuple(part.strip() for value in values or [] for part in value.split(",") if part.strip())
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What you are looking for: words, a question, or a symbol name.")],
+    path: Annotated[str, typer.Argument(help="Directory (or file) to search; indexed on first use.")] = ".",
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
+    mode: Annotated[Mode, typer.Option("--mode", case_sensitive=False, help="hybrid (dense + BM25), dense or lexical.")] = Mode.hybrid,
+    lang: Annotated[Optional[list[str]], typer.Option("--lang", help="Only these languages (repeatable or comma-separated; 'text' for files without a grammar).")] = None,
+    glob: Annotated[Optional[list[str]], typer.Option("--glob", help="Only paths matching this gitignore-style glob, relative to the index root (repeatable).")] = None,
+    within: Annotated[Optional[list[str]], typer.Option("--path", help="Only under this path prefix, relative to PATH (repeatable).")] = None,
+    kind: Annotated[Optional[list[str]], typer.Option("--kind", help="Only these unit kinds: function, method, class, type, file.")] = None,
+    context: Annotated[Optional[int], typer.Option("--context", "-n", min=0, help="Show the best-matching code of each hit with N lines around it.")] = None,
+    files_only: Annotated[bool, typer.Option("--files-only", "-l", help="Print only the paths of matching files, best first.")] = False,
+    output_format: Annotated[SearchFormat, typer.Option("--format", "-f", case_sensitive=False, help="text, json or jsonl (schema in README).")] = SearchFormat.text,
+    no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Search the index as it is; do not pick up changed files first.")] = False,
+    rerank: Annotated[int, typer.Option("--rerank", min=0, help="Re-score this many top candidates with the full embedder (static indexes only; 0 = off).")] = 50,
+    fusion: Annotated[Fusion, typer.Option("--fusion", case_sensitive=False, help="How hybrid mode fuses dense and lexical scores.")] = Fusion.blend,
+    embed_model: EmbedModelOption = None,
+) -> None:
+    """Search code by meaning and by name (SEA split-encode-aggregate + BM25)."""
+    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.errors import InputError
+    from lctk.retrieval.api import join_prefix, open_index
+    from lctk.retrieval.search import Filters
+    from lctk.retrieval.units import UNIT_KINDS
+
+    if not query.strip():
+        raise InputError("empty query; say what you are looking for")
+    kinds = _split_values(kind)
+    unknown = [k_ for k_ in kinds if k_ not in UNIT_KINDS]
+    if unknown:
+        raise InputError(f"unknown --kind {unknown[0]!r}; use one of: {', '.join(UNIT_KINDS)}")
+    languages = _check_languages(_split_values(lang))
+    with progress_callback("indexing") as on_progress:
+        opened = open_index(
+            path, embed_model, refresh=not no_refresh, rerank=rerank > 0 and mode != Mode.lexical,
+            progress=on_progress, wait_message=_waiting,
+        )
+    if opened.stats is not None:
+        _report_refresh(opened.stats)
+    base = opened.target.within
+    prefixes = tuple(join_prefix(base, p) for p in _split_values(within)) if within else ((base,) if base else ())
+    filters = Filters(languages, tuple(glob or ()), prefixes, kinds)
+    hits = opened.searcher.search(
+        query, k=k if not files_only else max(k * 5, 50), mode=mode.value, filters=filters,
+        fusion=fusion.value, rerank=rerank,
+    )
+    from lctk.retrieval.render import render_hits
+
+    write_stdout(render_hits(hits, opened, query, mode.value, output_format.value, context, files_only, k))
+    if not hits:
+        err_console().print("lctk: no results" + (" (filters left no candidates)" if filters != Filters() else ""), markup=False, highlight=False)
+
+
+def index(
+    path: Annotated[str, typer.Argument(help="Directory to index (an indexed ancestor is refreshed instead).")] = ".",
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything, even unchanged files.")] = False,
+    aggregate: Annotated[Aggregation, typer.Option("--aggregate", case_sensitive=False, help="How block vectors form a unit vector (changing it rebuilds).")] = Aggregation.mean,
+    block_tokens: Annotated[int, typer.Option("--block-tokens", min=16, max=512, help="Largest block, in embedder tokens (changing it rebuilds).")] = 128,
+    output_format: FormatOption = OutputFormat.text,
+    embed_model: EmbedModelOption = None,
+) -> None:
+    """Build or refresh a search index; only new and changed files are re-embedded."""
+    import json
+
+    from lctk.console import progress_callback, write_stdout
+    from lctk.retrieval.api import index as build
+
+    with progress_callback("indexing") as on_progress:
+        stats = build(path, embed_model, rebuild, block_tokens, aggregate.value, on_progress, _waiting)
+    _report_skipped(stats.skipped)
+    if output_format == OutputFormat.json:
+        payload = {k_: v for k_, v in stats.__dict__.items() if k_ != "skipped"}
+        payload["skipped"] = [{"path": s.display_path, "reason": s.reason} for s in stats.skipped]
+        payload["seconds"] = round(stats.seconds, 3)
+        write_stdout(json.dumps(payload, indent=2) + "\n")
+        return
+    what = "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"
+    write_stdout(
+        f"{what}: {stats.root}\n"
+        f"  {stats.files:,} files ({stats.added:,} added, {stats.changed:,} changed, {stats.removed:,} removed, "
+        f"{stats.unchanged:,} unchanged), {stats.units:,} units, {stats.blocks:,} blocks\n"
+        f"  embedded {stats.embedded_blocks:,} blocks with {stats.model} in {stats.seconds:.2f} s"
+        + (f"; rebuilt because {stats.rebuilt}" if stats.rebuilt and stats.rebuilt != "requested" else "") + "\n"
+        f"  index: {stats.index_dir}\n"
+    )
+
+
+def _waiting() -> None:
+    import logging
+
+    logging.getLogger("lctk").warning("waiting for lock: another lctk is writing this index")
+
+
+def _report_refresh(stats) -> None:
+    import logging
+
+    _report_skipped(stats.skipped, quiet=True)
+    if stats.wrote:
+        logging.getLogger("lctk").info(
+            "indexed %s: %d added, %d changed, %d removed (%d blocks embedded, %.1f s)",
+            stats.root, stats.added, stats.changed, stats.removed, stats.embedded_blocks, stats.seconds,
+        )
+
+
+def _report_skipped(skipped, quiet: bool = False) -> None:
+    import logging
+    from collections import Counter
+
+    if not skipped:
+        return
+    log = logging.getLogger("lctk")
+    for item in skipped:
+        log.debug("skipped %s: %s", item.display_path, item.reason)
+    reasons = Counter(item.reason.split(" (")[0] for item in skipped)
+    summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    (log.debug if quiet else log.info)("skipped %d files: %s (--verbose lists them)", len(skipped), summary)
+
+
+def _check_languages(languages: tuple[str, ...]) -> tuple[str, ...]:
+    from lctk.errors import InputError
+    from lctk.sources.languages import LANGUAGES
+
+    known = set(LANGUAGES) | {"text"}
+    for language in languages:
+        if language.lower() not in known:
+            raise InputError(f"unknown --lang {language!r}; use one of: {', '.join(sorted(known))}")
+    return tuple(language.lower() for language in languages)

@@ -1,0 +1,174 @@
+"""Static token embeddings distilled from a sentence embedder (model2vec-style), built locally.
+
+Distillation runs every vocabulary token through the transformer once (`[CLS] t [SEP]`, the
+token's output row), weights each token vector by smooth inverse frequency a/(a + p(t)) with
+p(t) counted over a reference text corpus (this Python's standard library, on every machine),
+and stores the result. Encoding a text is then a tokenizer pass and a sum of rows: no
+transformer, no torch import, thousands of texts a second on one core.
+
+The folder (cache_dir()/static/<name>-<source digest>/) holds `vectors.npy` (float16, V x d),
+`tokenizer.json` (copied from the source model) and `lctk-static.json` (metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sysconfig
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lctk.errors import ModelError, first_line
+
+log = logging.getLogger(__name__)
+
+META_FILE = "lctk-static.json"
+FORMAT = 1
+SIF_A = 1e-3  # smooth-inverse-frequency constant (measured best of 1e-3/1e-4 on CoSQA, bench/search.py)
+REFERENCE_FILES = 1500  # standard-library .py files counted for token frequencies (sorted, deterministic)
+BATCH = 2048
+
+
+def is_static_folder(path: Path) -> bool:
+    return (path / META_FILE).is_file()
+
+
+class StaticEmbedder:
+    """Sum of per-token vectors over a text's WordPiece tokens, L2-normalised."""
+
+    def __init__(self, folder: Path, model_id: str):
+        from tokenizers import Tokenizer
+
+        try:
+            meta = json.loads((folder / META_FILE).read_text())
+            self.vectors = np.load(folder / "vectors.npy").astype(np.float32)
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot load static embedder {folder}: {first_line(exc)}") from None
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.model_id = model_id
+        self.fingerprint = str(meta.get("digest", ""))
+        self.dim = int(self.vectors.shape[1])
+        self.max_tokens = int(meta.get("max_tokens", 512))
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.token_ids(texts)]
+
+    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
+        return cut_by_offsets(self.tokenizer.encode(text, add_special_tokens=False), text, limit)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.token_ids(texts)
+        lengths = np.array([len(x) for x in ids])
+        flat = np.fromiter((i for x in ids for i in x), dtype=np.int64, count=int(lengths.sum()))
+        nonempty = lengths > 0
+        if flat.size:
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[nonempty]
+            out[nonempty] = np.add.reduceat(self.vectors[flat], starts, axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+def cut_by_offsets(encoding, text: str, limit: int) -> list[tuple[str, int]]:
+    """Cut `text` into pieces of at most `limit` tokens at token boundaries (from an Encoding's offsets)."""
+    offsets = encoding.offsets
+    if len(offsets) <= limit:
+        return [(text, len(offsets))]
+    pieces = []
+    step = max(limit - max(limit // 16, 1), 1)  # word pieces re-tokenise a little differently at a cut
+    for first in range(0, len(offsets), step):
+        last = min(first + step, len(offsets)) - 1
+        start = offsets[first][0] if first else 0
+        end = offsets[last + 1][0] if last + 1 < len(offsets) else len(text)
+        pieces.append((text[start:end], last - first + 1))
+    return pieces
+
+
+def source_digest(source: Path) -> str:
+    """Digest of the source model's weights file and tokenizer (names the distilled folder)."""
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "pytorch_model.bin", "tokenizer.json"):
+        path = source / name
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(f"format{FORMAT}:sif{SIF_A}:ref{REFERENCE_FILES}".encode())
+    return digest.hexdigest()[:16]
+
+
+def ensure_static(source: Path, name: str) -> Path:
+    """Return the distilled folder for `source`, building it once (atomically) if missing."""
+    from lctk.config import writable_cache_subdir
+    from lctk.storage import atomic_directory, file_lock
+
+    digest = source_digest(source)
+    target = writable_cache_subdir("static") / f"{name}-{digest}"
+    if is_static_folder(target):
+        return target
+    with file_lock(target.with_name(target.name + ".lock")):
+        if is_static_folder(target):
+            return target
+        log.warning("building the %s embedder from %s (one time, ~30 s; cached in %s)", name, source, target.parent)
+        with atomic_directory(target) as tmp:
+            _distill(source, tmp, digest)
+    return target
+
+
+def _distill(source: Path, folder: Path, digest: str) -> None:
+    from tokenizers import Tokenizer
+
+    from lctk.models.torch_backend import import_transformers
+
+    torch, transformers = import_transformers()
+    tokenizer_file = source / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise ModelError(f"{source}: no tokenizer.json; static distillation needs a fast tokenizer")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    try:
+        model = transformers.AutoModel.from_pretrained(str(source), dtype=torch.float32).eval()
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"cannot load embedding model {source}: {first_line(exc)}") from None
+    vocab = tokenizer.get_vocab_size()
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls is None or sep is None:
+        raise ModelError(f"{source}: static distillation supports BERT-style tokenizers ([CLS]/[SEP]) only")
+    vectors = np.zeros((vocab, int(model.config.hidden_size)), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, vocab, BATCH):
+            ids = torch.arange(start, min(start + BATCH, vocab))
+            batch = torch.stack([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], dim=1)
+            hidden = model(input_ids=batch, attention_mask=torch.ones_like(batch)).last_hidden_state
+            vectors[start : start + len(ids)] = hidden[:, 1].float().numpy()  # the token's own output row
+    probability = _reference_frequencies(tokenizer, vocab)
+    vectors *= (SIF_A / (SIF_A + probability))[:, None]
+    np.save(folder / "vectors.npy", vectors.astype(np.float16))
+    shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
+    meta = {"format": FORMAT, "source": str(source), "digest": digest, "sif_a": SIF_A, "dim": vectors.shape[1]}
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def _reference_frequencies(tokenizer, vocab: int) -> np.ndarray:
+    """Token probabilities over this Python's standard library (add-one smoothed)."""
+    counts = np.ones(vocab, dtype=np.float64)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)[:REFERENCE_FILES]
+    texts = []
+    for path in files:
+        try:
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            continue
+    for encoding in tokenizer.encode_batch(texts, add_special_tokens=False):
+        np.add.at(counts, np.asarray(encoding.ids, dtype=np.int64), 1)
+    return counts / counts.sum()

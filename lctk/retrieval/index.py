@@ -1,0 +1,583 @@
+"""The persistent, incremental search index of one directory tree.
+
+Layout (under `<root>/.lctk/index/`, or `$LCTK_INDEX_DIR/<name>-<digest of root>/`):
+
+    CURRENT          name of the live generation directory (replaced atomically)
+    g-<id>/          one complete generation: meta.json + .npy arrays, fsynced before CURRENT moves
+    lock             serialises writers (readers never wait)
+    vectors.sqlite   reranker block vectors by content hash (see lctk.retrieval.search)
+
+A writer builds a whole new generation next to the live one and then swaps CURRENT, so a killed
+indexer leaves the previous generation in place and readers always see a complete index.
+Unchanged files (same size and mtime, or same SHA-256) keep their rows; only new and changed
+files are parsed, split and embedded. Vectors are float16 on disk and float32 in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lctk.errors import CacheError, InputError
+from lctk.retrieval.lexical import identifier_tokens
+from lctk.retrieval.units import FILE, SPLITTER_VERSION, Block, Unit, split_file
+from lctk.sources.chunking import parse_text, text_lines
+from lctk.sources.walk import SkippedFile, decode_source, walk_sources
+from lctk.storage import atomic_write_bytes, file_lock, fsync_directory
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+ENV_INDEX_DIR = "LCTK_INDEX_DIR"
+INDEX_PARENT = ".lctk"
+DEFAULT_BLOCK_TOKENS = 128
+AGGREGATIONS = ("mean", "max", "attention")
+DEFAULT_AGGREGATION = "mean"
+EMBED_BATCH = 256
+
+Progress = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # posix, relative to the root
+    language: str | None
+    sha256: str
+    size: int
+    mtime_ns: int
+    unit_start: int
+    unit_end: int
+    block_start: int
+    block_end: int
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an index run did (printed by `lctk index`, returned by the API)."""
+
+    root: str
+    index_dir: str
+    model: str
+    files: int
+    units: int
+    blocks: int
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    embedded_blocks: int
+    skipped: tuple[SkippedFile, ...]
+    seconds: float
+    rebuilt: str | None  # why the whole index was rebuilt, if it was
+    wrote: bool  # False when nothing had changed
+
+
+@dataclass
+class IndexData:
+    """A loaded generation (arrays in memory, float32 vectors)."""
+
+    root: Path
+    directory: Path
+    meta: dict
+    files: list[FileEntry]
+    unit_kind: list[str]
+    unit_name: list[str]
+    unit_lines: np.ndarray  # (n_units, 2) int32, 1-based inclusive
+    unit_blocks: np.ndarray  # (n_units, 2) int64, global block range [start, end)
+    unit_file: np.ndarray  # (n_units,) int32
+    unit_vectors: np.ndarray  # (n_units, d) float32
+    block_lines: np.ndarray  # (n_blocks, 2) int32
+    block_chars: np.ndarray  # (n_blocks, 2) int64, char offsets in the file's text
+    block_vectors: np.ndarray  # (n_blocks, d) float32
+    vocab: list[str]
+    unit_terms: np.ndarray  # CSR over units: term ids
+    unit_tfs: np.ndarray  # CSR: term frequencies
+    unit_term_offsets: np.ndarray  # (n_units + 1,)
+    _postings: tuple | None = field(default=None, repr=False)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_kind)
+
+    def postings(self):
+        """Inverted lists (term -> units, tfs) and unit lengths, built once per load."""
+        if self._postings is None:
+            order = np.argsort(self.unit_terms, kind="stable")
+            units = np.repeat(np.arange(self.n_units, dtype=np.int32), np.diff(self.unit_term_offsets))[order]
+            counts = np.bincount(self.unit_terms, minlength=len(self.vocab))
+            offsets = np.concatenate(([0], np.cumsum(counts)))
+            lengths = np.add.reduceat(self.unit_tfs.astype(np.float64), self.unit_term_offsets[:-1]) if len(self.unit_tfs) else np.zeros(self.n_units)
+            lengths[np.diff(self.unit_term_offsets) == 0] = 0.0
+            self._postings = ({t: i for i, t in enumerate(self.vocab)}, offsets, units, self.unit_tfs[order].astype(np.float64), lengths)
+        return self._postings
+
+
+# ---------------------------------------------------------------- locations
+
+
+def index_location(root: Path) -> Path:
+    """Where the index of `root` lives: <root>/.lctk/index, or under $LCTK_INDEX_DIR."""
+    configured = os.environ.get(ENV_INDEX_DIR, "").strip()
+    if configured:
+        digest = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        return Path(configured).expanduser() / f"{root.name or 'root'}-{digest}"
+    return root / INDEX_PARENT / "index"
+
+
+def find_index_root(path: Path) -> Path | None:
+    """The nearest directory at or above `path` that has an index, or None."""
+    start = path if path.is_dir() else path.parent
+    for candidate in (start, *start.parents):
+        if (index_location(candidate) / "CURRENT").is_file():
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_index(root: Path) -> IndexData | None:
+    """Load the live generation of `root`'s index; None if there is none (or it cannot be read)."""
+    directory = index_location(root)
+    for _ in range(3):  # a writer may swap generations between reading CURRENT and opening files
+        try:
+            name = (directory / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(f"cannot read the index at {directory}: {exc.strerror or exc}") from None
+        generation = directory / name
+        try:
+            return _read_generation(root, generation)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+            log.warning("the index at %s is damaged (%s); it will be rebuilt", directory, type(exc).__name__)
+            return None
+    return None
+
+
+def _read_generation(root: Path, generation: Path) -> IndexData:
+    meta = json.loads((generation / "meta.json").read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError("format")
+
+    def array(name: str) -> np.ndarray:
+        return np.load(generation / f"{name}.npy", allow_pickle=False)
+
+    files = [FileEntry(**entry) for entry in meta["files"]]
+    data = IndexData(
+        root=root, directory=generation, meta=meta, files=files,
+        unit_kind=list(meta["unit_kind"]), unit_name=list(meta["unit_name"]),
+        unit_lines=array("unit_lines"), unit_blocks=array("unit_blocks"), unit_file=array("unit_file"),
+        unit_vectors=array("unit_vectors").astype(np.float32),
+        block_lines=array("block_lines"), block_chars=array("block_chars"),
+        block_vectors=array("block_vectors").astype(np.float32),
+        vocab=list(meta["vocab"]), unit_terms=array("unit_terms"), unit_tfs=array("unit_tfs"),
+        unit_term_offsets=array("unit_term_offsets"),
+    )
+    n_units, n_blocks = len(data.unit_kind), len(data.block_lines)
+    consistent = (
+        len(data.unit_name) == n_units == len(data.unit_lines) == len(data.unit_blocks) == len(data.unit_file)
+        == len(data.unit_vectors) == len(data.unit_term_offsets) - 1
+        and len(data.block_chars) == n_blocks == len(data.block_vectors)
+        and (n_units == 0 or int(data.unit_blocks[:, 1].max()) <= n_blocks)
+        and len(data.unit_terms) == len(data.unit_tfs) == int(data.unit_term_offsets[-1])
+        and (len(data.unit_terms) == 0 or int(data.unit_terms.max()) < len(data.vocab))
+        and all(_inside_root(entry.path) for entry in files)
+    )
+    if not consistent:
+        raise ValueError("inconsistent arrays")
+    return data
+
+
+def _inside_root(relative: str) -> bool:
+    parts = Path(relative).parts
+    return bool(parts) and not Path(relative).is_absolute() and ".." not in parts
+
+
+def compatibility(meta: dict, model: str, fingerprint: str, block_tokens: int, aggregation: str) -> str | None:
+    """Why an index built with `meta` cannot be reused as is (None if it can)."""
+    if meta.get("model") != model:
+        return f"the embedder changed ({meta.get('model')} -> {model})"
+    if meta.get("fingerprint") != fingerprint:
+        return f"the {model} weights changed"
+    if meta.get("splitter") != SPLITTER_VERSION:
+        return f"the splitter changed (version {meta.get('splitter')} -> {SPLITTER_VERSION})"
+    if meta.get("block_tokens") != block_tokens:
+        return f"the block size changed ({meta.get('block_tokens')} -> {block_tokens} tokens)"
+    if meta.get("aggregation") != aggregation:
+        return f"the aggregation changed ({meta.get('aggregation')} -> {aggregation})"
+    return None
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def aggregate(block_vectors: np.ndarray, ranges: np.ndarray, how: str) -> np.ndarray:
+    """Unit vectors from their block ranges: mean, max, or attention pooling; L2-normalised.
+
+    Attention pooling is parameter-free: block weights are softmax(sqrt(d) * cos(block, mean)),
+    so blocks typical of the unit count more than stray ones.
+    """
+    d = block_vectors.shape[1] if block_vectors.ndim == 2 else 0
+    out = np.zeros((len(ranges), d), dtype=np.float32)
+    if not len(ranges):
+        return out
+    if how == "mean":
+        cumulative = np.vstack([np.zeros((1, d), np.float64), np.cumsum(block_vectors, axis=0, dtype=np.float64)])
+        out[:] = cumulative[ranges[:, 1]] - cumulative[ranges[:, 0]]
+    elif how in ("max", "attention"):
+        scale = np.sqrt(d)
+        for row, (start, end) in enumerate(ranges):
+            vectors = block_vectors[start:end]
+            if how == "max":
+                out[row] = vectors.max(axis=0)
+                continue
+            mean = vectors.mean(axis=0)
+            norm = np.linalg.norm(mean)
+            if norm == 0:
+                continue
+            logits = scale * (vectors @ (mean / norm))
+            weights = np.exp(logits - logits.max())
+            out[row] = (weights / weights.sum()) @ vectors
+    else:
+        raise InputError(f"unknown aggregation '{how}'; use one of: {', '.join(AGGREGATIONS)}")
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1.0, norms)
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass
+class _FileRows:
+    """One file's part of a generation, before global offsets are applied."""
+
+    entry: FileEntry  # offsets relative to the file
+    units: list[Unit]
+    blocks: list[Block]
+    block_chars: list[tuple[int, int]]
+    vectors: np.ndarray | None  # (n_blocks, d) float32, None until embedded
+    unit_counts: list[Counter]
+
+
+def unit_tokens(text: str, path: str, name: str) -> list[str]:
+    """Lexical tokens of a unit: identifier parts of its text, its symbol (twice) and its path."""
+    tokens = identifier_tokens(text)
+    tokens += identifier_tokens(name) * 2 + identifier_tokens(path)
+    tokens += [word.lower() for word in _whole_identifiers(name)]
+    return tokens
+
+
+def _whole_identifiers(text: str) -> list[str]:
+    import re
+
+    return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if len(identifier_tokens(w)) > 1]
+
+
+def build_index(
+    root: Path,
+    embedder,
+    block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    aggregation: str = DEFAULT_AGGREGATION,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    wait_message: Callable[[], None] | None = None,
+) -> IndexStats:
+    """Create or refresh the index of `root` incrementally; returns what was done."""
+    started = time.perf_counter()
+    root = root.resolve()
+    if not root.is_dir():
+        raise InputError(f"not a directory: {root}")
+    if aggregation not in AGGREGATIONS:
+        raise InputError(f"unknown aggregation '{aggregation}'; use one of: {', '.join(AGGREGATIONS)}")
+    limit = min(block_tokens, max(embedder.max_tokens - 2, 8))
+    directory = index_location(root)
+    _prepare_directory(directory, root)
+    lock = file_lock(directory / "lock")
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        if wait_message is not None:
+            wait_message()
+        lock.acquire()
+    try:
+        return _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started)
+    finally:
+        lock.release()
+
+
+def _prepare_directory(directory: Path, root: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        parent = root / INDEX_PARENT
+        if directory.parent == parent and not (parent / ".gitignore").exists():
+            atomic_write_bytes(parent / ".gitignore", b"# lctk's search index; never commit it\n*\n")
+    except OSError as exc:
+        raise CacheError(
+            f"cannot write the index at {directory} ({exc.strerror or exc}); set {ENV_INDEX_DIR} to a writable directory"
+        ) from None
+
+
+def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started) -> IndexStats:
+    model, fingerprint = embedder.model_id, getattr(embedder, "fingerprint", "")
+    old = None if rebuild else load_index(root)
+    rebuilt = "requested" if rebuild else None
+    if old is not None:
+        reason = compatibility(old.meta, model, fingerprint, limit, aggregation)
+        if reason:
+            log.warning("rebuilding the index of %s: %s", root, reason)
+            old, rebuilt = None, reason
+    elif not rebuild and (directory / "CURRENT").exists():
+        rebuilt = "the previous index could not be read"
+    walked = walk_sources([root])
+    old_files = {entry.path: (i, entry) for i, entry in enumerate(old.files)} if old else {}
+    skipped = list(walked.skipped)
+    rows: list[_FileRows | tuple[int, FileEntry]] = []  # new rows, or (old index, refreshed entry)
+    pending: list[_FileRows] = []
+    counts = {"added": 0, "changed": 0, "unchanged": 0}
+    for source in walked.files:
+        relative = source.path.resolve().relative_to(root).as_posix() if source.path.is_absolute() else source.path.as_posix()
+        if relative.split("/", 1)[0] == INDEX_PARENT:
+            continue
+        try:
+            info = source.path.stat()
+            previous = old_files.get(relative)
+            if previous and previous[1].size == info.st_size and previous[1].mtime_ns == info.st_mtime_ns:
+                rows.append(previous)
+                counts["unchanged"] += 1
+                continue
+            data = source.path.read_bytes()
+        except FileNotFoundError:
+            skipped.append(SkippedFile(relative, "vanished"))
+            continue
+        except OSError as exc:
+            skipped.append(SkippedFile(relative, f"unreadable ({exc.strerror or exc})"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if previous and previous[1].sha256 == digest:
+            rows.append((previous[0], _replace_stat(previous[1], info)))
+            counts["unchanged"] += 1
+            continue
+        try:
+            text = decode_source(data)
+        except UnicodeDecodeError:
+            skipped.append(SkippedFile(relative, "not UTF-8 text"))
+            continue
+        file_rows = _split(relative, source.language, text, digest, info, embedder, limit)
+        if file_rows is None:
+            continue
+        counts["changed" if previous else "added"] += 1
+        rows.append(file_rows)
+        pending.append(file_rows)
+    if not rows:
+        reasons = f" ({len(skipped)} files skipped: {skipped[0].reason}, ...)" if skipped else ""
+        raise InputError(f"nothing to index in {root}: no readable text files{reasons}")
+    kept = {entry.path for item in rows for entry in [item.entry if isinstance(item, _FileRows) else item[1]]}
+    removed = sum(1 for path in old_files if path not in kept)
+    embedded = _embed_pending(pending, embedder, progress)
+    changed_anything = bool(pending or removed or old is None or any(
+        isinstance(item, tuple) and item[1] != old.files[item[0]] for item in rows
+    ))
+    generation = None
+    if changed_anything:
+        generation = _assemble(rows, old, aggregation)
+        meta_extra = {"model": model, "fingerprint": fingerprint, "splitter": SPLITTER_VERSION,
+                      "block_tokens": limit, "aggregation": aggregation, "root": str(root)}
+        _write_generation(directory, generation, meta_extra)
+    n_units = len(generation["unit_kind"]) if generation else (old.n_units if old else 0)
+    n_blocks = len(generation["block_lines"]) if generation else (len(old.block_lines) if old else 0)
+    return IndexStats(
+        str(root), str(directory), model, len(rows), n_units, n_blocks, counts["added"], counts["changed"],
+        removed, counts["unchanged"], embedded, tuple(skipped), time.perf_counter() - started, rebuilt,
+        changed_anything,
+    )
+
+
+def _replace_stat(entry: FileEntry, info: os.stat_result) -> FileEntry:
+    from dataclasses import replace
+
+    return replace(entry, size=info.st_size, mtime_ns=info.st_mtime_ns)
+
+
+def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows | None:
+    parsed = parse_text(text, language)
+    split = split_file(parsed, limit, embedder.count_tokens, embedder.cut_text)
+    if not split.blocks:
+        return None  # an empty (or all-blank) file has nothing to search
+    starts = _line_offsets(text)
+    chars = []
+    for block in split.blocks:
+        if block.start_line == block.end_line and block.text != _line(text, starts, block.start_line):
+            offset = text.find(block.text, starts[block.start_line - 1])  # a piece of a cut line
+            chars.append((offset, offset + len(block.text)))
+        else:
+            chars.append((starts[block.start_line - 1], starts[block.start_line - 1] + len(block.text)))
+    lines = text_lines(text)
+    unit_counts = []
+    for unit in split.units:
+        body = "\n".join(lines[unit.start_line - 1 : unit.end_line])
+        unit_counts.append(Counter(unit_tokens(body, relative, unit.name)))
+    entry = FileEntry(relative, language, digest, info.st_size, info.st_mtime_ns, 0, len(split.units), 0, len(split.blocks))
+    return _FileRows(entry, list(split.units), list(split.blocks), chars, None, unit_counts)
+
+
+def _line_offsets(text: str) -> list[int]:
+    offsets, position = [0], text.find("\n")
+    while position >= 0:
+        offsets.append(position + 1)
+        position = text.find("\n", position + 1)
+    return offsets
+
+
+def _line(text: str, starts: list[int], line: int) -> str:
+    start = starts[line - 1]
+    end = text.find("\n", start)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None) -> int:
+    """Embed the blocks of new and changed files in batches, reporting files/units/blocks per second."""
+    total = sum(len(rows.blocks) for rows in pending)
+    if not total:
+        return 0
+    units = sum(len(rows.units) for rows in pending)
+    done, started = 0, time.perf_counter()
+    queue: list[tuple[_FileRows, int]] = []  # (file, block index)
+
+    def flush() -> None:
+        nonlocal done, queue
+        if not queue:
+            return
+        vectors = embedder.embed([rows.blocks[i].text for rows, i in queue])
+        for (rows, i), vector in zip(queue, vectors):
+            rows.vectors[i] = vector
+        done += len(queue)
+        queue = []
+        if progress is not None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress(done, total, f"indexing {len(pending)} files, {units} units: {rate:,.0f} blocks/s")
+
+    for rows in pending:
+        rows.vectors = np.zeros((len(rows.blocks), embedder.dim), dtype=np.float32)
+        for i in range(len(rows.blocks)):
+            queue.append((rows, i))
+            if len(queue) >= EMBED_BATCH:
+                flush()
+    flush()
+    return total
+
+
+def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
+    """Concatenate reused and new rows into one generation's arrays (global offsets applied)."""
+    vocab: dict[str, int] = {}
+    files, kinds, names = [], [], []
+    unit_lines, unit_blocks, unit_file, block_lines, block_chars, block_vectors = [], [], [], [], [], []
+    term_rows: list[tuple[np.ndarray, np.ndarray]] = []
+    old_vocab = np.array(old.vocab, dtype=object) if old is not None else None
+    n_units = n_blocks = 0
+    for file_index, item in enumerate(sorted(rows, key=lambda r: (r.entry if isinstance(r, _FileRows) else r[1]).path)):
+        if isinstance(item, _FileRows):
+            entry = item.entry
+            kinds += [u.kind for u in item.units]
+            names += [u.name for u in item.units]
+            unit_lines.append(np.array([(u.start_line, u.end_line) for u in item.units], dtype=np.int32).reshape(-1, 2))
+            unit_blocks.append(np.array([(u.block_start, u.block_end) for u in item.units], dtype=np.int64).reshape(-1, 2) + n_blocks)
+            block_lines.append(np.array([(b.start_line, b.end_line) for b in item.blocks], dtype=np.int32).reshape(-1, 2))
+            block_chars.append(np.array(item.block_chars, dtype=np.int64).reshape(-1, 2))
+            block_vectors.append(item.vectors)
+            for counts in item.unit_counts:
+                ids = np.array([vocab.setdefault(term, len(vocab)) for term in counts], dtype=np.int32)
+                term_rows.append((ids, np.array(list(counts.values()), dtype=np.int32)))
+            n_new_units, n_new_blocks = len(item.units), len(item.blocks)
+        else:
+            old_index, entry = item
+            previous = old.files[old_index]
+            us, ue, bs, be = previous.unit_start, previous.unit_end, previous.block_start, previous.block_end
+            kinds += old.unit_kind[us:ue]
+            names += old.unit_name[us:ue]
+            unit_lines.append(old.unit_lines[us:ue])
+            unit_blocks.append(old.unit_blocks[us:ue] - bs + n_blocks)
+            block_lines.append(old.block_lines[bs:be])
+            block_chars.append(old.block_chars[bs:be])
+            block_vectors.append(old.block_vectors[bs:be])
+            for unit in range(us, ue):
+                a, b = old.unit_term_offsets[unit], old.unit_term_offsets[unit + 1]
+                terms = old_vocab[old.unit_terms[a:b]]
+                ids = np.array([vocab.setdefault(term, len(vocab)) for term in terms], dtype=np.int32)
+                term_rows.append((ids, old.unit_tfs[a:b]))
+            n_new_units, n_new_blocks = ue - us, be - bs
+        files.append(_with_offsets(entry, n_units, n_units + n_new_units, n_blocks, n_blocks + n_new_blocks))
+        unit_file += [file_index] * n_new_units
+        n_units += n_new_units
+        n_blocks += n_new_blocks
+    dim = next((v.shape[1] for v in block_vectors if v is not None and v.ndim == 2), old.block_vectors.shape[1] if old else 0)
+    blocks_matrix = np.concatenate(block_vectors) if block_vectors else np.zeros((0, dim), np.float32)
+    ranges = np.concatenate(unit_blocks) if unit_blocks else np.zeros((0, 2), np.int64)
+    # float16 is the stored precision: aggregate from what readers will see
+    stored_blocks = blocks_matrix.astype(np.float16)
+    offsets = np.concatenate(([0], np.cumsum([len(ids) for ids, _ in term_rows]))).astype(np.int64)
+    return {
+        "files": files, "unit_kind": kinds, "unit_name": names, "vocab": list(vocab),
+        "unit_lines": np.concatenate(unit_lines) if unit_lines else np.zeros((0, 2), np.int32),
+        "unit_blocks": ranges, "unit_file": np.array(unit_file, dtype=np.int32),
+        "unit_vectors": aggregate(stored_blocks.astype(np.float32), ranges, aggregation).astype(np.float16),
+        "block_lines": np.concatenate(block_lines) if block_lines else np.zeros((0, 2), np.int32),
+        "block_chars": np.concatenate(block_chars) if block_chars else np.zeros((0, 2), np.int64),
+        "block_vectors": stored_blocks,
+        "unit_terms": np.concatenate([ids for ids, _ in term_rows]) if term_rows else np.zeros(0, np.int32),
+        "unit_tfs": np.concatenate([tfs for _, tfs in term_rows]).astype(np.int32) if term_rows else np.zeros(0, np.int32),
+        "unit_term_offsets": offsets,
+    }
+
+
+def _with_offsets(entry: FileEntry, us: int, ue: int, bs: int, be: int) -> FileEntry:
+    from dataclasses import replace
+
+    return replace(entry, unit_start=us, unit_end=ue, block_start=bs, block_end=be)
+
+
+ARRAYS = ("unit_lines", "unit_blocks", "unit_file", "unit_vectors", "block_lines", "block_chars",
+          "block_vectors", "unit_terms", "unit_tfs", "unit_term_offsets")
+
+
+def _write_generation(directory: Path, generation: dict, meta_extra: dict) -> None:
+    """Write a new generation directory, fsync it, then point CURRENT at it and drop the old ones."""
+    name = f"g-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    target = directory / name
+    try:
+        target.mkdir(parents=True)
+        meta = {"format": FORMAT, **meta_extra, "created": time.time(),
+                "files": [entry.__dict__ for entry in generation["files"]],
+                "unit_kind": generation["unit_kind"], "unit_name": generation["unit_name"], "vocab": generation["vocab"]}
+        for array_name in ARRAYS:
+            with open(target / f"{array_name}.npy", "wb") as handle:
+                np.save(handle, generation[array_name], allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+        with open(target / "meta.json", "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        fsync_directory(target)
+        atomic_write_bytes(directory / "CURRENT", (name + "\n").encode())
+    except OSError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise CacheError(f"cannot write the index at {directory} ({exc.strerror or exc})") from None
+    for stale in directory.glob("g-*"):
+        if stale.name != name and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,342 @@
+"""Rank indexed units for a query: dense SEA scores, BM25, fusion, filters first, then top-k.
+
+Dense score of a unit = (1 - LIFT) * cos(query, aggregated unit vector) + LIFT * its best block's
+cosine, so one strongly matching block lifts a long unit. Lexical score = BM25 over identifier
+parts of the unit's code, symbol and path. Hybrid fuses the two by a normalised blend (default)
+or reciprocal-rank fusion; a query that is one identifier leans lexical. When the index was built
+with a static embedder, the top RERANK candidates are re-scored with the full transformer it was
+distilled from (block vectors cached by content hash), which restores the full model's quality
+at a fraction of its indexing cost. Filters restrict the candidate set before anything is ranked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lctk.errors import InputError
+from lctk.retrieval.index import FILE, IndexData, aggregate
+from lctk.retrieval.lexical import identifier_tokens
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "lexical")
+FUSIONS = ("blend", "rrf")
+LIFT = 0.5  # weight of the best block in a unit's dense score (bench/search.py)
+DENSE_WEIGHT = 0.8  # blend weight of the dense signal for natural-language queries
+SYMBOL_DENSE_WEIGHT = 0.3  # ... and for a query that is a single identifier
+RRF_K = 60
+RERANK = 50  # candidates re-scored by the full embedder when the index is static
+RERANK_BLOCKS = 4  # at most this many blocks of one unit are re-embedded (its best ones)
+_SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*$")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result. Lines are 1-based and inclusive; `path` is as the user should open it."""
+
+    rank: int
+    path: str
+    start_line: int
+    end_line: int
+    score: float
+    symbol: str
+    kind: str
+    language: str | None
+    dense: float | None
+    lexical: float | None
+    block_start_line: int  # the best matching block inside the unit
+    block_end_line: int
+
+
+@dataclass(frozen=True)
+class Filters:
+    languages: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()  # posix prefixes relative to the index root ("" = everything)
+    kinds: tuple[str, ...] = ()
+
+
+def is_symbol_query(query: str) -> bool:
+    """One identifier (`Depends`, `parse_header`, `http.client.HTTPConnection`)."""
+    return bool(_SYMBOL.match(query.strip()))
+
+
+def query_tokens(query: str) -> list[str]:
+    """BM25 terms of a query: identifier parts plus whole compound identifiers."""
+    tokens = identifier_tokens(query)
+    tokens += [w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query) if len(identifier_tokens(w)) > 1]
+    return tokens
+
+
+def candidate_mask(index: IndexData, filters: Filters) -> np.ndarray:
+    """Boolean mask over units that pass every filter (computed per file, then spread to units)."""
+    from pathspec import GitIgnoreSpec
+
+    spec = GitIgnoreSpec.from_lines(filters.globs) if filters.globs else None
+    languages = {language.lower() for language in filters.languages}
+    prefixes = [p.strip("/") for p in filters.paths]
+    keep_file = np.zeros(len(index.files), dtype=bool)
+    for i, entry in enumerate(index.files):
+        if languages and (entry.language or "text") not in languages:
+            continue
+        if spec is not None and not spec.match_file(entry.path):
+            continue
+        if prefixes and not any(p == "" or entry.path == p or entry.path.startswith(p + "/") for p in prefixes):
+            continue
+        keep_file[i] = True
+    mask = keep_file[index.unit_file] if index.n_units else np.zeros(0, dtype=bool)
+    if filters.kinds:
+        kinds = set(filters.kinds)
+        mask &= np.array([kind in kinds for kind in index.unit_kind], dtype=bool)
+    return mask
+
+
+def bm25_scores(index: IndexData, tokens: Sequence[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+    """BM25 of every unit for the query terms, from the index's inverted lists."""
+    vocab, offsets, post_units, post_tfs, lengths = index.postings()
+    scores = np.zeros(index.n_units)
+    if not index.n_units:
+        return scores
+    average = float(lengths.mean()) or 1.0
+    norm = k1 * (1 - b + b * lengths / average)
+    n = index.n_units
+    for term in set(tokens):
+        term_id = vocab.get(term)
+        if term_id is None:
+            continue
+        start, end = offsets[term_id], offsets[term_id + 1]
+        if start == end:
+            continue
+        units, tfs = post_units[start:end], post_tfs[start:end]
+        idf = np.log(1 + (n - (end - start) + 0.5) / ((end - start) + 0.5))
+        scores[units] += idf * tfs * (k1 + 1) / (tfs + norm[units])
+    return scores
+
+
+def range_max(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Max of `values` over each [start, end) range (ranges may nest or overlap)."""
+    if not len(ranges):
+        return np.zeros(0)
+    padded = np.append(values, -np.inf)
+    bounds = np.empty(2 * len(ranges), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = ranges[:, 0], ranges[:, 1]
+    return np.maximum.reduceat(padded, bounds)[0::2]
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    if not len(values):
+        return values
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, dense_weight: float, how: str) -> np.ndarray:
+    """Fuse two score vectors over the same candidates."""
+    if how == "rrf":
+        fused = np.zeros(len(dense))
+        for scores, weight in ((dense, dense_weight), (lexical, 1 - dense_weight)):
+            ranks = np.empty(len(scores))
+            ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+            fused += 2 * weight / (RRF_K + ranks)
+        return fused
+    top = float(lexical.max()) if len(lexical) else 0.0
+    lexical_n = lexical / top if top > 0 else np.zeros_like(lexical)
+    return dense_weight * _minmax(dense) + (1 - dense_weight) * lexical_n
+
+
+class Searcher:
+    """Queries over one loaded index (reuse it for many queries)."""
+
+    def __init__(self, index: IndexData, embedder, reranker=None, vector_cache=None, display_prefix: str = ""):
+        self.index = index
+        self.embedder = embedder
+        self.reranker = reranker
+        self.vector_cache = vector_cache
+        self.display_prefix = display_prefix
+        self.aggregation = index.meta.get("aggregation", "mean")
+        self._file_texts: dict[int, str | None] = {}
+        self._last_query: str | None = None
+        self._last_vector = self._last_block_cos = None
+        self._block_ends = np.array([f.block_end for f in index.files], dtype=np.int64)
+
+    def search(
+        self, query: str, k: int = 10, mode: str = "hybrid", filters: Filters = Filters(),
+        fusion: str = "blend", lift: float = LIFT, rerank: int = RERANK, dense_weight: float | None = None,
+        dedupe: bool = True,
+    ) -> tuple[SearchHit, ...]:
+        if not query.strip():
+            raise InputError("empty query; say what you are looking for")
+        if mode not in MODES:
+            raise InputError(f"unknown mode '{mode}'; use one of: {', '.join(MODES)}")
+        if k < 1:
+            raise InputError(f"-k must be at least 1 (got {k})")
+        index = self.index
+        candidates = np.flatnonzero(candidate_mask(index, filters))
+        if not len(candidates):
+            return ()
+        weight = dense_weight if dense_weight is not None else (SYMBOL_DENSE_WEIGHT if is_symbol_query(query) else DENSE_WEIGHT)
+        dense = None
+        if mode != "lexical":
+            dense = self._dense(query, candidates, lift)
+        lexical = None
+        if mode != "dense":
+            lexical = bm25_scores(index, query_tokens(query))[candidates]
+            if is_symbol_query(query):
+                lexical = lexical + self._exact_symbol_bonus(query, candidates, lexical)
+        if mode == "dense":
+            scores = dense
+        elif mode == "lexical":
+            scores = lexical
+        else:
+            scores = fuse(dense, lexical, weight, fusion)
+        order = np.argsort(-scores, kind="stable")
+        best_block: dict[int, int] = {}  # candidate position -> best block, filled where needed
+        if mode != "lexical" and self.reranker is not None and rerank > 0:
+            head = order[: max(rerank, k)]
+            head_dense, head_best = self._rerank_dense(query, candidates[head], lift)
+            if head_dense is not None:
+                dense = dense.copy()
+                dense[head] = head_dense
+                best_block.update(zip(head.tolist(), head_best.tolist()))
+                head_scores = head_dense if mode == "dense" else fuse(head_dense, lexical[head], weight, fusion)
+                scores = scores.copy()
+                scores[head] = head_scores
+                # the re-scored head keeps its place above the rest: its order is the better one
+                order = np.concatenate([head[np.argsort(-head_scores, kind="stable")], order[len(head):]])
+        return self._hits(order, candidates, scores, dense, lexical, best_block, query if mode != "lexical" else None, k, dedupe)
+
+    # -- dense
+
+    def _dense(self, query: str, candidates: np.ndarray, lift: float) -> np.ndarray:
+        index = self.index
+        vector = self._query_vector(query)
+        unit_cos = index.unit_vectors[candidates] @ vector
+        best = range_max(self._block_cos(query), index.unit_blocks[candidates])
+        return (1 - lift) * unit_cos + lift * best
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        if self._last_query != query:
+            self._last_query, self._last_vector, self._last_block_cos = query, self.embedder.embed([query])[0], None
+        return self._last_vector
+
+    def _block_cos(self, query: str) -> np.ndarray:
+        vector = self._query_vector(query)
+        if self._last_block_cos is None:
+            self._last_block_cos = self.index.block_vectors @ vector if len(self.index.block_vectors) else np.zeros(0, np.float32)
+        return self._last_block_cos
+
+    def _rerank_dense(self, query: str, units: np.ndarray, lift: float):
+        """Full-model SEA scores of `units` (their best few blocks), or (None, None) if unavailable."""
+        index = self.index
+        query_vector = self.reranker.embed([query])[0]
+        stage_cos = self._block_cos(query)
+        wanted: list[list[int]] = []
+        for unit in units:
+            start, end = index.unit_blocks[unit]
+            blocks = np.arange(start, end)
+            if len(blocks) > RERANK_BLOCKS:
+                blocks = blocks[np.argsort(-stage_cos[start:end], kind="stable")[:RERANK_BLOCKS]]
+            wanted.append(sorted(int(b) for b in blocks))
+        texts = {b: self._block_text(b) for blocks in wanted for b in blocks}
+        if any(text is None for text in texts.values()):
+            log.debug("some files changed since indexing; reranking skipped")
+            return None, None
+        vectors = self._full_vectors(texts)
+        dense = np.zeros(len(units))
+        best = np.zeros(len(units), dtype=np.int64)
+        for row, blocks in enumerate(wanted):
+            matrix = np.stack([vectors[b] for b in blocks])
+            unit_vector = aggregate(matrix, np.array([[0, len(blocks)]]), self.aggregation)[0]
+            cos = matrix @ query_vector
+            dense[row] = (1 - lift) * float(unit_vector @ query_vector) + lift * float(cos.max())
+            best[row] = blocks[int(np.argmax(cos))]
+        return dense, best
+
+    def _full_vectors(self, texts: dict[int, str]) -> dict[int, np.ndarray]:
+        model = f"{self.reranker.model_id}:{getattr(self.reranker, 'fingerprint', '')}"
+        keys = {b: (hashlib.sha256(t.encode("utf-8", "surrogateescape")).hexdigest(), "") for b, t in texts.items()}
+        cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
+        missing = sorted({keys[b] for b in texts if keys[b] not in cached})
+        if missing:
+            by_key = {keys[b]: texts[b] for b in texts}
+            fresh = self.reranker.embed([by_key[key] for key in missing])
+            new = dict(zip(missing, fresh))
+            cached.update(new)
+            if self.vector_cache is not None:
+                self.vector_cache.put_many(model, "block", new)
+        return {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in texts}
+
+    def _block_text(self, block: int) -> str | None:
+        file_index = int(np.searchsorted(self._block_ends, block, side="right"))
+        text = self.file_text(file_index)
+        if text is None:
+            return None
+        start, end = self.index.block_chars[block]
+        return text[start:end]
+
+    def file_text(self, file_index: int) -> str | None:
+        """The file's current text if it still matches the index (same SHA-256), else None."""
+        if file_index not in self._file_texts:
+            from lctk.sources.walk import decode_source
+
+            entry = self.index.files[file_index]
+            try:
+                data = (self.index.root / entry.path).read_bytes()
+                ok = hashlib.sha256(data).hexdigest() == entry.sha256
+                self._file_texts[file_index] = decode_source(data) if ok else None
+            except (OSError, UnicodeDecodeError):
+                self._file_texts[file_index] = None
+        return self._file_texts[file_index]
+
+    # -- lexical
+
+    def _exact_symbol_bonus(self, query: str, candidates: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """Units whose symbol is the query (`Depends`, `Client.get`) go above partial matches."""
+        wanted = re.split(r"\.|::|#", query.strip())
+        bonus = np.zeros(len(candidates))
+        top = float(lexical.max()) if len(lexical) else 0.0
+        for row, unit in enumerate(candidates):
+            name = self.index.unit_name[unit]
+            if name and re.split(r"\.|::|#", name)[-len(wanted):] == wanted:
+                bonus[row] = top + 1.0
+        return bonus
+
+    # -- results
+
+    def _hits(self, order, candidates, scores, dense, lexical, best_block, query, k: int, dedupe: bool) -> tuple[SearchHit, ...]:
+        index = self.index
+        hits: list[SearchHit] = []
+        taken: dict[int, list[tuple[int, int]]] = {}
+        for position in order:
+            position = int(position)
+            unit = int(candidates[position])
+            file_index = int(index.unit_file[unit])
+            kind = index.unit_kind[unit]
+            start, end = (int(x) for x in index.unit_blocks[unit])
+            block = best_block.get(position)
+            if block is None:
+                block = start + int(np.argmax(self._block_cos(query)[start:end])) if query is not None else start
+            block_lines = (int(index.block_lines[block][0]), int(index.block_lines[block][1]))
+            lines = block_lines if kind == FILE else (int(index.unit_lines[unit][0]), int(index.unit_lines[unit][1]))
+            if dedupe:
+                spans = taken.setdefault(file_index, [])
+                if any(lines[0] <= b and a <= lines[1] for a, b in spans):
+                    continue
+                spans.append(lines)
+            entry = index.files[file_index]
+            hits.append(SearchHit(
+                len(hits) + 1, self.display_prefix + entry.path, lines[0], lines[1], round(float(scores[position]), 4),
+                index.unit_name[unit], kind, entry.language,
+                None if dense is None else round(float(dense[position]), 4),
+                None if lexical is None else round(float(lexical[position]), 4),
+                block_lines[0], block_lines[1],
+            ))
+            if len(hits) >= k:
+                break
+        return tuple(hits)
