@@ -61,7 +61,7 @@ def search(
     from lctk.console import err_console, progress_callback, write_stdout
     from lctk.errors import InputError
     from lctk.retrieval.api import join_prefix, open_index
-    from lctk.retrieval.search import Filters
+    from lctk.retrieval.ranking import Filters
     from lctk.retrieval.units import UNIT_KINDS
 
     if not query.strip():

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from lctk.errors import ModelError, first_line
-from lctk.models.torch_backend import import_transformers, pick_device
 
 DEFAULT_MAX_TOKENS = 256
 BATCH_SIZE = 32
@@ -19,10 +18,12 @@ class TorchEmbedder:
     """A sentence-transformers model folder (BERT-style encoder + mean pooling)."""
 
     def __init__(self, folder: Path, model_id: str):
+        from lctk.models.torch_backend import import_transformers, pick_device
+
         torch, transformers = import_transformers()
         self._torch = torch
         self.model_id = model_id
-        self.max_tokens = _max_seq_length(folder)
+        self.max_tokens = sentence_max_tokens(folder)
         _check_pooling(folder)
         self.device, _ = pick_device(torch)
         try:
@@ -67,7 +68,8 @@ class TorchEmbedder:
         return out
 
 
-def _max_seq_length(folder: Path) -> int:
+def sentence_max_tokens(folder: Path) -> int:
+    """The folder's max_seq_length (sentence_bert_config.json), else 256."""
     config = folder / "sentence_bert_config.json"
     if config.is_file():
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lctk.errors import InputError
-from lctk.retrieval.index import (
+from lctk.retrieval.store import (
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
     IndexData,
@@ -19,7 +19,7 @@ from lctk.retrieval.index import (
     index_location,
     load_index,
 )
-from lctk.retrieval.search import RERANK, Filters, Searcher, SearchHit
+from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ def resolve_target(path: str | os.PathLike = ".") -> Target:
         raise InputError(f"not a file or directory: {path}")
     root = find_index_root(absolute) or (absolute if absolute.is_dir() else absolute.parent)
     within = "" if absolute == root else absolute.relative_to(root).as_posix()
-    relative_root = os.path.relpath(root, Path.cwd())
-    display = "" if relative_root == "." else Path(relative_root).as_posix().rstrip("/") + "/"
+    # Paths are shown the way PATH was typed: absolute stays absolute, relative stays relative.
+    shown = root.as_posix() if given.is_absolute() else Path(os.path.relpath(root, Path.cwd())).as_posix()
+    display = "" if shown == "." else shown.rstrip("/") + "/"
     return Target(root, within, display)
 
 

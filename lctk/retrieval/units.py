@@ -15,7 +15,7 @@ starts with the last line of the one before it (a one-line overlap) when that st
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lctk.sources.chunking import CLASS, FUNCTION, METHOD, TYPE, Chunk, ParsedText, chunk_parsed, text_lines
 
@@ -76,7 +76,16 @@ def split_file(parsed: ParsedText, limit: int, count_tokens: TokenCounter, cut_l
         blocks.extend(_merge(pieces, lines, counts, limit, cut_line))
         chunk_blocks.append((first, len(blocks)))
     units = _units(chunks, chunk_blocks, len(lines), len(blocks))
+    # Chunks keep the blank lines after a definition (so they tile the file); hits should not.
+    units = [replace(u, end_line=_last_text_line(lines, u.start_line, u.end_line)) for u in units]
+    blocks = [replace(b, end_line=_last_text_line(lines, b.start_line, b.end_line)) for b in blocks]
     return SplitFile(tuple(blocks), tuple(units), len(lines))
+
+
+def _last_text_line(lines: list[str], start: int, end: int) -> int:
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return end
 
 
 def _tokens(counts: Sequence[int], lo: int, hi: int) -> int:

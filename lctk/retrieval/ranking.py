@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lctk.errors import InputError
-from lctk.retrieval.index import FILE, IndexData, aggregate
+from lctk.retrieval.store import FILE, IndexData, aggregate
 from lctk.retrieval.lexical import identifier_tokens
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class Searcher:
                 scores[head] = head_scores
                 # the re-scored head keeps its place above the rest: its order is the better one
                 order = np.concatenate([head[np.argsort(-head_scores, kind="stable")], order[len(head):]])
-        return self._hits(order, candidates, scores, dense, lexical, best_block, query if mode != "lexical" else None, k, dedupe)
+        return self._hits(order, candidates, scores, dense, lexical, best_block, query if mode != "lexical" else None, k, dedupe, filters.kinds)
 
     # -- dense
 
@@ -309,7 +309,16 @@ class Searcher:
 
     # -- results
 
-    def _hits(self, order, candidates, scores, dense, lexical, best_block, query, k: int, dedupe: bool) -> tuple[SearchHit, ...]:
+    def _innermost(self, file_index: int, block: int, default: int) -> int:
+        entry = self.index.files[file_index]
+        best, best_size = default, None
+        for unit in range(entry.unit_start, entry.unit_end):
+            start, end = self.index.unit_blocks[unit]
+            if self.index.unit_kind[unit] != FILE and start <= block < end and (best_size is None or end - start < best_size):
+                best, best_size = unit, end - start
+        return best
+
+    def _hits(self, order, candidates, scores, dense, lexical, best_block, query, k: int, dedupe: bool, kinds=()) -> tuple[SearchHit, ...]:
         index = self.index
         hits: list[SearchHit] = []
         taken: dict[int, list[tuple[int, int]]] = {}
@@ -323,6 +332,10 @@ class Searcher:
             if block is None:
                 block = start + int(np.argmax(self._block_cos(query)[start:end])) if query is not None else start
             block_lines = (int(index.block_lines[block][0]), int(index.block_lines[block][1]))
+            if kind == FILE:  # report the innermost definition holding the best block, if any
+                inner = self._innermost(file_index, block, unit)
+                if not kinds or index.unit_kind[inner] in kinds:
+                    unit, kind = inner, index.unit_kind[inner]
             lines = block_lines if kind == FILE else (int(index.unit_lines[unit][0]), int(index.unit_lines[unit][1]))
             if dedupe:
                 spans = taken.setdefault(file_index, [])

@@ -5,7 +5,7 @@ Layout (under `<root>/.lctk/index/`, or `$LCTK_INDEX_DIR/<name>-<digest of root>
     CURRENT          name of the live generation directory (replaced atomically)
     g-<id>/          one complete generation: meta.json + .npy arrays, fsynced before CURRENT moves
     lock             serialises writers (readers never wait)
-    vectors.sqlite   reranker block vectors by content hash (see lctk.retrieval.search)
+    vectors.sqlite   reranker block vectors by content hash (see lctk.retrieval.ranking)
 
 A writer builds a whole new generation next to the live one and then swaps CURRENT, so a killed
 indexer leaves the previous generation in place and readers always see a complete index.
