@@ -93,3 +93,18 @@ def test_fifos_and_symlink_loops_do_not_hang(tmp_path):
     result = walk_sources([tree])
     assert names(result) == ["a.py"]
     assert reasons(result).get("pipe") == "not a regular file"
+
+
+def test_an_ignored_directory_named_explicitly_is_walked(tmp_path):
+    import subprocess
+
+    from lctk.sources.walk import walk_sources
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("generated/\n")
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "a.py").write_text("x = 1\n")
+    (tmp_path / "generated" / ".gitignore").write_text("skip.py\n")
+    (tmp_path / "generated" / "skip.py").write_text("y = 2\n")
+    assert [f.path.name for f in walk_sources([tmp_path]).files] == [".gitignore"]
+    assert sorted(f.path.name for f in walk_sources([tmp_path / "generated"]).files) == [".gitignore", "a.py"]

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("blend", "rrf")
 LIFT = 0.5  # weight of the best block in a unit's dense score (bench/search.py)
-DENSE_WEIGHT = 0.8  # blend weight of the dense signal for natural-language queries
+DENSE_WEIGHT = 0.9  # blend weight of the dense signal for natural-language queries (bench/search.py)
+STAGE_ONE_DENSE_WEIGHT = 0.7  # ... when a reranker follows: static vectors are weaker, BM25 helps recall
 SYMBOL_DENSE_WEIGHT = 0.3  # ... and for a query that is a single identifier
 RRF_K = 60
 RERANK = 50  # candidates re-scored by the full embedder when the index is static
@@ -189,16 +190,18 @@ class Searcher:
             lexical = bm25_scores(index, query_tokens(query))[candidates]
             if is_symbol_query(query):
                 lexical = lexical + self._exact_symbol_bonus(query, candidates, lexical)
+        reranking = mode != "lexical" and self.reranker is not None and rerank > 0
         if mode == "dense":
             scores = dense
         elif mode == "lexical":
             scores = lexical
         else:
-            scores = fuse(dense, lexical, weight, fusion)
+            first_weight = weight if not reranking or dense_weight is not None or is_symbol_query(query) else STAGE_ONE_DENSE_WEIGHT
+            scores = fuse(dense, lexical, first_weight, fusion)
         order = np.argsort(-scores, kind="stable")
         best_block: dict[int, int] = {}  # candidate position -> best block, filled where needed
-        if mode != "lexical" and self.reranker is not None and rerank > 0:
-            head = order[: max(rerank, k)]
+        if reranking:
+            head = order[:rerank]
             head_dense, head_best = self._rerank_dense(query, candidates[head], lift)
             if head_dense is not None:
                 dense = dense.copy()

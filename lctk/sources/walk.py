@@ -171,7 +171,17 @@ def _git_files(root: Path) -> list[Path] | None:
     if proc.returncode != 0:
         return None
     names = [name for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    if not names and _git_ignored(root):
+        return None  # a directory the enclosing repository ignores, named explicitly: walk it
     return [root / name for name in names]
+
+
+def _git_ignored(path: Path) -> bool:
+    try:
+        proc = subprocess.run(["git", "-C", str(path), "check-ignore", "-q", "."], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
 
 
 def _walk(root: Path) -> Iterable[Path]:
