@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_lctk
+from test_chunking import SAMPLES
+
 from lctk.models.fake import FakeEmbedder
 from lctk.retrieval import api
 from lctk.retrieval.ranking import Filters, Searcher, is_symbol_query
 from lctk.retrieval.store import aggregate, build_index, index_location, load_index
 from lctk.retrieval.units import FILE, split_file
 from lctk.sources.chunking import parse_text, text_lines
-from test_chunking import SAMPLES
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -45,15 +45,15 @@ def search(
     path: Annotated[str, typer.Argument(help="Directory (or file) to search; indexed on first use.")] = ".",
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
     mode: Annotated[Mode, typer.Option("--mode", case_sensitive=False, help="hybrid (dense + BM25), dense or lexical.")] = Mode.hybrid,
-    lang: Annotated[Optional[list[str]], typer.Option("--lang", help="Only these languages (repeatable or comma-separated; 'text' for files without a grammar).")] = None,
-    glob: Annotated[Optional[list[str]], typer.Option("--glob", help="Only paths matching this gitignore-style glob, relative to the index root (repeatable).")] = None,
-    within: Annotated[Optional[list[str]], typer.Option("--path", help="Only under this path prefix, relative to PATH (repeatable).")] = None,
-    kind: Annotated[Optional[list[str]], typer.Option("--kind", help="Only these unit kinds: function, method, class, type, file.")] = None,
-    context: Annotated[Optional[int], typer.Option("--context", "-n", min=0, help="Show the best-matching code of each hit with N lines around it.")] = None,
+    lang: Annotated[list[str] | None, typer.Option("--lang", help="Only these languages (repeatable or comma-separated; 'text' for files without a grammar).")] = None,
+    glob: Annotated[list[str] | None, typer.Option("--glob", help="Only paths matching this gitignore-style glob, relative to the index root (repeatable).")] = None,
+    within: Annotated[list[str] | None, typer.Option("--path", help="Only under this path prefix, relative to PATH (repeatable).")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these unit kinds: function, method, class, type, file.")] = None,
+    context: Annotated[int | None, typer.Option("--context", "-n", min=0, help="Show the best-matching code of each hit with N lines around it.")] = None,
     files_only: Annotated[bool, typer.Option("--files-only", "-l", help="Print only the paths of matching files, best first.")] = False,
     output_format: Annotated[SearchFormat, typer.Option("--format", "-f", case_sensitive=False, help="text, json or jsonl (schema in README).")] = SearchFormat.text,
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Search the index as it is; do not pick up changed files first.")] = False,
-    rerank: Annotated[int, typer.Option("--rerank", min=0, help="Re-score this many top candidates with the full embedder (static indexes only; 0 = off).")] = 50,
+    rerank: Annotated[int, typer.Option("--rerank", min=0, help="Re-score this many top candidates with the full embedder (static indexes only; 0 = off).")] = 100,
     fusion: Annotated[Fusion, typer.Option("--fusion", case_sensitive=False, help="How hybrid mode fuses dense and lexical scores.")] = Fusion.blend,
     embed_model: EmbedModelOption = None,
 ) -> None:

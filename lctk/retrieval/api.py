@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lctk.errors import InputError
+from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
 from lctk.retrieval.store import (
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
@@ -19,7 +20,6 @@ from lctk.retrieval.store import (
     index_location,
     load_index,
 )
-from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lctk.errors import InputError
-from lctk.retrieval.store import FILE, IndexData, aggregate
 from lctk.retrieval.lexical import identifier_tokens
+from lctk.retrieval.store import IndexData, aggregate
+from lctk.retrieval.units import FILE
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ DENSE_WEIGHT = 0.9  # blend weight of the dense signal for natural-language quer
 STAGE_ONE_DENSE_WEIGHT = 0.7  # ... when a reranker follows: static vectors are weaker, BM25 helps recall
 SYMBOL_DENSE_WEIGHT = 0.3  # ... and for a query that is a single identifier
 RRF_K = 60
-RERANK = 50  # candidates re-scored by the full embedder when the index is static
+RERANK = 100  # candidates re-scored by the full embedder when the index is static (bench/search.py)
 RERANK_BLOCKS = 4  # at most this many blocks of one unit are re-embedded (its best ones)
 _SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*$")
 

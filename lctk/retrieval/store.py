@@ -31,7 +31,7 @@ import numpy as np
 
 from lctk.errors import CacheError, InputError
 from lctk.retrieval.lexical import identifier_tokens
-from lctk.retrieval.units import FILE, SPLITTER_VERSION, Block, Unit, split_file
+from lctk.retrieval.units import SPLITTER_VERSION, Block, Unit, split_file
 from lctk.sources.chunking import parse_text, text_lines
 from lctk.sources.walk import SkippedFile, decode_source, walk_sources
 from lctk.storage import atomic_write_bytes, file_lock, fsync_directory

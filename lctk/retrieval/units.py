@@ -17,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from lctk.sources.chunking import CLASS, FUNCTION, METHOD, TYPE, Chunk, ParsedText, chunk_parsed, text_lines
+from lctk.sources.chunking import (
+    CLASS,
+    FUNCTION,
+    METHOD,
+    TYPE,
+    Chunk,
+    ParsedText,
+    chunk_parsed,
+    text_lines,
+)
 
 FILE = "file"
 UNIT_KINDS = (FUNCTION, METHOD, CLASS, TYPE, FILE)
