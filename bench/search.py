@@ -242,16 +242,16 @@ def _run_measured(args: list[str]) -> tuple[float, float]:
     return seconds, peak_kb / 1024
 
 
-def speed() -> dict:
+def speed(models=("minilm-l6-v2-static", "minilm-l6-v2"), previous: dict | None = None) -> dict:
     source = fetch(*SPEED_REPO)
     root = DATA / "speed-repo"
     if not root.exists():
         shutil.copytree(source, root)
     files = sorted(root.rglob("*.py"))
     lines = sum(p.read_text(encoding="utf-8", errors="replace").count("\n") for p in files)
-    out: dict = {"repo": {"name": SPEED_REPO[0], "files": len(files), "lines": lines}}
+    out: dict = {**(previous or {}), "repo": {"name": SPEED_REPO[0], "files": len(files), "lines": lines}}
     lctk = [sys.executable, "-m", "lctk"]
-    for model in ("minilm-l6-v2-static", "minilm-l6-v2"):
+    for model in models:
         shutil.rmtree(root / ".lctk", ignore_errors=True)
         seconds, rss = _run_measured([*lctk, "index", str(root), "--embed-model", model])
         data = load_index(root.resolve())
@@ -268,7 +268,8 @@ def speed() -> dict:
             "units_per_s": data.n_units / seconds, "reindex_one_file_s": again, "reindex_rss_mb": again_rss,
             **latencies, "cli_query_s_median": statistics.median(cli),
         }
-    out["brute force (sentence-transformers + numpy)"] = _brute_force(root)
+    if len(models) > 1 or "brute force (sentence-transformers + numpy)" not in out:
+        out["brute force (sentence-transformers + numpy)"] = _brute_force(root)
     return out
 
 
@@ -406,6 +407,7 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--throughput", action="store_true")
+    parser.add_argument("--speed-model", action="append", help="with --speed: only these embedders (keeps the other rows)")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--report", action="store_true", help="only print the tables from saved results")
     args = parser.parse_args()
@@ -419,7 +421,7 @@ def main() -> None:
             results["quality"] = quality(args.queries)
             RESULTS.write_text(json.dumps(results, indent=1))
         if args.speed or everything:
-            results["speed"] = speed()
+            results["speed"] = speed(tuple(args.speed_model), results.get("speed")) if args.speed_model else speed()
             RESULTS.write_text(json.dumps(results, indent=1))
     text = report(results)
     print(text)
