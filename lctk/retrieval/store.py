@@ -350,7 +350,9 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
     rows: list[_FileRows | tuple[int, FileEntry]] = []  # new rows, or (old index, refreshed entry)
     pending: list[_FileRows] = []
     counts = {"added": 0, "changed": 0, "unchanged": 0}
-    for source in walked.files:
+    for position, source in enumerate(walked.files):
+        if progress is not None and position % 50 == 0:
+            progress(position, len(walked.files), f"reading and splitting {len(walked.files):,} files")
         relative = source.path.resolve().relative_to(root).as_posix() if source.path.is_absolute() else source.path.as_posix()
         if relative.split("/", 1)[0] == INDEX_PARENT:
             continue
