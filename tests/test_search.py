@@ -349,3 +349,24 @@ def test_cli_bad_input(tmp_path):
     assert_one_line_error(run_lctk("search", "x", str(root), "--lang", "cobol"), 1, "unknown --lang")
     assert_one_line_error(run_lctk("search", "x", str(root), "--kind", "module"), 1, "unknown --kind")
     assert run_lctk("search", "x", str(root), "-k", "0").exit_code == 2
+
+
+def test_reranker_reads_exactly_what_the_index_embedded(tmp_path):
+    class Recorder(FakeEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.texts: list[str] = []
+
+        def embed(self, texts):
+            self.texts.extend(texts)
+            return super().embed(texts)
+
+    root = _repo(tmp_path)
+    recorder = Recorder()
+    build_index(root, recorder)
+    data = load_index(root.resolve())
+    searcher = Searcher(data, recorder)
+    rebuilt = [searcher._block_text(b) for b in range(len(data.block_lines))]
+    assert sorted(rebuilt) == sorted(recorder.texts)
+    first_http = next(f for f in data.files if f.path == "src/http.py")
+    assert rebuilt[first_http.block_start].startswith("src/http.py parse_http_date\n")

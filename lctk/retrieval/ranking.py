@@ -22,7 +22,7 @@ import numpy as np
 from lctk.errors import InputError
 from lctk.retrieval.lexical import identifier_tokens
 from lctk.retrieval.store import IndexData, aggregate
-from lctk.retrieval.units import FILE
+from lctk.retrieval.units import FILE, Unit, block_headers, embedded_text
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ class Searcher:
         self.display_prefix = display_prefix
         self.aggregation = index.meta.get("aggregation", "mean")
         self._file_texts: dict[int, str | None] = {}
+        self._headers: dict[int, list[str]] = {}
         self._last_query: str | None = None
         self._last_vector = self._last_block_cos = None
         self._block_ends = np.array([f.block_end for f in index.files], dtype=np.int64)
@@ -277,12 +278,22 @@ class Searcher:
         return {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in texts}
 
     def _block_text(self, block: int) -> str | None:
+        """What the index embedded for `block` (header + code), rebuilt from the file on disk."""
         file_index = int(np.searchsorted(self._block_ends, block, side="right"))
         text = self.file_text(file_index)
         if text is None:
             return None
+        if file_index not in self._headers:
+            entry = self.index.files[file_index]
+            units = [
+                Unit(self.index.unit_kind[u], self.index.unit_name[u], 0, 0,
+                     int(self.index.unit_blocks[u][0]) - entry.block_start, int(self.index.unit_blocks[u][1]) - entry.block_start)
+                for u in range(entry.unit_start, entry.unit_end)
+            ]
+            self._headers[file_index] = block_headers(entry.path, units, entry.block_end - entry.block_start)
         start, end = self.index.block_chars[block]
-        return text[start:end]
+        header = self._headers[file_index][block - self.index.files[file_index].block_start]
+        return embedded_text(header, text[start:end])
 
     def file_text(self, file_index: int) -> str | None:
         """The file's current text if it still matches the index (same SHA-256), else None."""

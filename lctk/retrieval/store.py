@@ -31,7 +31,7 @@ import numpy as np
 
 from lctk.errors import CacheError, InputError
 from lctk.retrieval.lexical import identifier_tokens
-from lctk.retrieval.units import SPLITTER_VERSION, Block, Unit, split_file
+from lctk.retrieval.units import SPLITTER_VERSION, Block, Unit, block_headers, embedded_text, split_file
 from lctk.sources.chunking import parse_text, text_lines
 from lctk.sources.walk import SkippedFile, decode_source, walk_sources
 from lctk.storage import atomic_write_bytes, file_lock, fsync_directory
@@ -271,6 +271,7 @@ class _FileRows:
     block_chars: list[tuple[int, int]]
     vectors: np.ndarray | None  # (n_blocks, d) float32, None until embedded
     unit_counts: list[Counter]
+    embed_texts: list[str]  # header + block text, what the embedder reads
 
 
 def unit_tokens(text: str, path: str, name: str) -> list[str]:
@@ -435,7 +436,9 @@ def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows
         body = "\n".join(lines[unit.start_line - 1 : unit.end_line])
         unit_counts.append(Counter(unit_tokens(body, relative, unit.name)))
     entry = FileEntry(relative, language, digest, info.st_size, info.st_mtime_ns, 0, len(split.units), 0, len(split.blocks))
-    return _FileRows(entry, list(split.units), list(split.blocks), chars, None, unit_counts)
+    headers = block_headers(relative, split.units, len(split.blocks))
+    texts = [embedded_text(header, block.text) for header, block in zip(headers, split.blocks)]
+    return _FileRows(entry, list(split.units), list(split.blocks), chars, None, unit_counts, texts)
 
 
 def _line_offsets(text: str) -> list[int]:
@@ -465,7 +468,7 @@ def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None
         nonlocal done, queue
         if not queue:
             return
-        vectors = embedder.embed([rows.blocks[i].text for rows, i in queue])
+        vectors = embedder.embed([rows.embed_texts[i] for rows, i in queue])
         for (rows, i), vector in zip(queue, vectors):
             rows.vectors[i] = vector
         done += len(queue)

@@ -30,7 +30,7 @@ from lctk.sources.chunking import (
 
 FILE = "file"
 UNIT_KINDS = (FUNCTION, METHOD, CLASS, TYPE, FILE)
-SPLITTER_VERSION = 1  # bump when block or unit boundaries change: indexes rebuild
+SPLITTER_VERSION = 2  # bump when blocks, units or embedded text change: indexes rebuild
 MAX_TREE_DEPTH = 200  # below this depth, lines are split without the tree (10k-deep nesting exists)
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -170,6 +170,29 @@ def _merge(pieces, lines: list[str], counts, limit: int, cut_line: LineCutter) -
         current = [start, hi, tokens]
     flush()
     return blocks
+
+
+def block_headers(path: str, units: Sequence[Unit], n_blocks: int) -> list[str]:
+    """The line embedded above each block: its file path and innermost enclosing symbol.
+
+    A block from the middle of a long function does not name the function; the header gives
+    every block that context (measured: +0.04 MRR dense, +0.05 hybrid; bench/search.py).
+    """
+    names = [path] * n_blocks
+    sizes = [n_blocks + 1] * n_blocks
+    for unit in units:
+        if unit.kind == FILE or not unit.name:
+            continue
+        size = unit.block_end - unit.block_start
+        for block in range(unit.block_start, unit.block_end):
+            if size < sizes[block]:
+                sizes[block], names[block] = size, f"{path} {unit.name}"
+    return names
+
+
+def embedded_text(header: str, block_text: str) -> str:
+    """What the embedder reads for a block (index and reranker alike)."""
+    return f"{header}\n{block_text}"
 
 
 def _belongs(member: str, class_name: str) -> bool:
