@@ -1,0 +1,146 @@
+"""InfiniRetri: the model's own last-layer attention chooses which sentences to keep.
+
+For each window of whole sentences, the model reads (kept sentences so far + the window + the
+question) in its chat layout; the attention of the question's tokens to every context token is
+read from the last layer (summed over heads and over question rows), smoothed along the context
+with a moving sum of width `phrase` (phrase level), and the `top_k` tokens pick the sentences
+that are kept: every whole sentence holding one of them, capped at `kept_tokens` (best first),
+then put back in document order. The attention sink and the prompt scaffolding are outside the
+scored span by construction. Only the last layer's question rows are computed (see
+`TorchLanguageModel.last_layer_attention`), and the input never exceeds kept cap + window +
+prompt, so memory does not grow with the document.
+
+Each sentence is tokenised on its own and the pieces are concatenated, so every context token
+belongs to exactly one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lctk.documents.sentences import Sentence, Window
+from lctk.errors import InputError
+
+PLACEHOLDER = "\x00CONTEXT\x00"
+QUESTION_MARK = "\x00QUESTION\x00"
+INSTRUCTION = "Read the text below and answer the question."
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    window_tokens: int = 1024
+    top_k: int = 300
+    phrase: int = 8
+    kept_tokens: int = 1536  # cap on the kept sentences, in model tokens
+
+
+@dataclass(frozen=True)
+class RetrievalState:
+    """Progress after some windows: what a checkpoint stores."""
+
+    next_window: int = 0
+    kept: tuple[int, ...] = ()  # sentence indexes, document order
+    scores: tuple[float, ...] = ()  # attention score of each kept sentence
+    tokens_read: int = 0  # document tokens that went through the model (windows only)
+
+
+@dataclass
+class PromptParts:
+    """Token ids around the context: [prefix] context [between] question [suffix]."""
+
+    prefix: list[int]
+    between: list[int]
+    question: list[int]
+    suffix: list[int]
+    sentence_ids: dict[int, list[int]] = field(default_factory=dict)
+
+
+def prompt_parts(model, question: str) -> PromptParts:
+    """Render the chat layout once with markers, then tokenise the pieces around them."""
+    layout = model.format_chat([{"role": "user", "content": f"{INSTRUCTION}\n\n{PLACEHOLDER}\n\nQuestion: {QUESTION_MARK}"}])
+    if PLACEHOLDER not in layout or QUESTION_MARK not in layout:
+        raise InputError("the model's chat template dropped the prompt; use another model")
+    before, rest = layout.split(PLACEHOLDER, 1)
+    between, after = rest.split(QUESTION_MARK, 1)
+    return PromptParts(
+        prefix=model.tokenize(before, add_special=True),
+        between=model.tokenize(between, add_special=False),
+        question=model.tokenize(question.strip(), add_special=False),
+        suffix=model.tokenize(after, add_special=False),
+    )
+
+
+def retrieve(
+    model,
+    text: str,
+    sentences: Sequence[Sentence],
+    windows: Sequence[Window],
+    question: str,
+    settings: RetrievalSettings = RetrievalSettings(),
+    state: RetrievalState | None = None,
+    on_window: Callable[[RetrievalState], None] | None = None,
+) -> RetrievalState:
+    """Run InfiniRetri over `windows` (from `state.next_window` on); returns the final state."""
+    if not question.strip():
+        raise InputError("empty question")
+    parts = prompt_parts(model, question)
+    state = state or RetrievalState()
+    for index in range(state.next_window, len(windows)):
+        window = windows[index]
+        members = sorted(set(state.kept) | set(range(window.first, window.last)))
+        kept, scores = _select(model, text, sentences, members, parts, settings)
+        read = sum(len(_sentence_ids(model, text, sentences, i, parts)) for i in range(window.first, window.last))
+        state = RetrievalState(index + 1, kept, scores, state.tokens_read + read)
+        if on_window is not None:
+            on_window(state)
+    return state
+
+
+def _sentence_ids(model, text, sentences, index: int, parts: PromptParts) -> list[int]:
+    ids = parts.sentence_ids.get(index)
+    if ids is None:
+        sentence = sentences[index]
+        ids = model.tokenize(text[sentence.start : sentence.end] + " ", add_special=False)
+        parts.sentence_ids[index] = ids
+    return ids
+
+
+def _select(model, text, sentences, members, parts: PromptParts, settings: RetrievalSettings):
+    """Score one input; return (kept sentence indexes in document order, their scores)."""
+    context: list[int] = []
+    spans: list[tuple[int, int]] = []  # per member, positions within the context
+    for member in members:
+        ids = _sentence_ids(model, text, sentences, member, parts)
+        spans.append((len(context), len(context) + len(ids)))
+        context.extend(ids)
+    start = len(parts.prefix)
+    ids = parts.prefix + context + parts.between + parts.question + parts.suffix
+    question_start = start + len(context) + len(parts.between)
+    rows = list(range(question_start, question_start + len(parts.question)))
+    attention = model.last_layer_attention(ids, rows)  # (len(rows), len(ids))
+    token_scores = np.asarray(attention, dtype=np.float64)[:, start : start + len(context)].sum(axis=0)
+    smoothed = phrase_scores(token_scores, settings.phrase)
+    top = set(np.argsort(-smoothed, kind="stable")[: settings.top_k].tolist())
+    chosen = []
+    for member, (a, b) in zip(members, spans):
+        if b > a and any(position in top for position in range(a, b)):
+            chosen.append((float(smoothed[a:b].max()), member, b - a))
+    chosen.sort(key=lambda item: (-item[0], item[1]))
+    kept, total = [], 0
+    for score, member, length in chosen:
+        if total + length > settings.kept_tokens and kept:
+            continue
+        kept.append((member, score))
+        total += length
+    kept.sort()
+    return tuple(m for m, _ in kept), tuple(s for _, s in kept)
+
+
+def phrase_scores(scores: np.ndarray, width: int) -> np.ndarray:
+    """Moving sum of `width` tokens centred on each token (phrase-level attention)."""
+    if width <= 1 or len(scores) == 0:
+        return scores.astype(np.float64)
+    return np.convolve(scores, np.ones(width), mode="same")

@@ -1,0 +1,113 @@
+"""InfiniRetri retrieval: attention picks the kept sentences, the cap holds, resuming is exact."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lctk.documents.sentences import pack_windows, split_sentences
+from lctk.retrieval.infiniretri import (
+    RetrievalSettings,
+    RetrievalState,
+    phrase_scores,
+    retrieve,
+)
+
+JARGON = Path(__file__).resolve().parents[2] / "shared" / "data" / "haystack" / "jargon.txt"
+
+
+class WordAttention:
+    """A fake model: one token per word; question tokens attend to equal context words.
+
+    Position 0 is an attention sink soaking up most attention, as in real models; the
+    retrieval must not be fooled by it.
+    """
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+        self.calls: list[int] = []
+
+    def format_chat(self, messages):
+        return "<bos>" + messages[0]["content"] + "\nAnswer:"
+
+    def tokenize(self, text, add_special=True):
+        words = re.findall(r"\w+|[^\w\s]", text.lower())
+        return [self.vocab.setdefault(w, len(self.vocab) + 1) for w in words]
+
+    def last_layer_attention(self, ids, rows):
+        self.calls.append(len(ids))
+        ids = np.asarray(ids)
+        out = np.full((len(rows), len(ids)), 1e-4, dtype=np.float32)
+        for r, row in enumerate(rows):
+            out[r, : row + 1][ids[: row + 1] == ids[row]] += 1.0
+            out[r, row] = 1e-4  # not itself
+            out[r, 0] = 50.0  # the sink
+        return out
+
+
+def _haystack(needle: str, depth: float, words: int = 3000) -> str:
+    text = JARGON.read_text(encoding="utf-8")[300_000:]
+    sentences = split_sentences(text)
+    picked, total = [], 0
+    for s in sentences:
+        piece = text[s.start : s.end]
+        picked.append(piece)
+        total += len(piece.split())
+        if total >= words:
+            break
+    at = int(len(picked) * depth)
+    return " ".join(picked[:at]) + "\n\n" + needle + "\n\n" + " ".join(picked[at:])
+
+
+NEEDLE = "The secret launch code for the zeppelin is mauve-42-kumquat."
+QUESTION = "What is the secret launch code for the zeppelin?"
+
+
+@pytest.mark.parametrize("depth", [0.0, 0.5, 1.0])
+def test_attention_keeps_the_needle_sentence_across_windows(depth):
+    model = WordAttention()
+    text = _haystack(NEEDLE, depth)
+    sentences, windows = pack_windows(text, split_sentences(text), 300, lambda ts: [len(model.tokenize(t, False)) for t in ts])
+    assert len(windows) > 5
+    settings = RetrievalSettings(window_tokens=300, top_k=20, phrase=4, kept_tokens=120)
+    state = retrieve(model, text, sentences, windows, QUESTION, settings)
+    kept = [text[sentences[i].start : sentences[i].end] for i in state.kept]
+    assert NEEDLE in kept
+    assert sum(len(model.tokenize(k + " ", False)) for k in kept) <= 120
+    assert list(state.kept) == sorted(state.kept)
+    assert max(model.calls) <= 300 + 120 + 40  # window + kept cap + prompt: bounded, whatever the length
+    assert state.tokens_read == sum(len(model.tokenize(text[s.start : s.end] + " ", False)) for s in sentences)
+
+
+def test_resuming_from_a_checkpoint_gives_the_same_kept_set():
+    model = WordAttention()
+    text = _haystack(NEEDLE, 0.3)
+    sentences, windows = pack_windows(text, split_sentences(text), 250, lambda ts: [len(model.tokenize(t, False)) for t in ts])
+    settings = RetrievalSettings(window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
+    checkpoints: list[RetrievalState] = []
+    full = retrieve(model, text, sentences, windows, QUESTION, settings, on_window=checkpoints.append)
+    assert len(checkpoints) == len(windows)
+    resumed = retrieve(WordAttention(), text, sentences, windows, QUESTION, settings, state=checkpoints[3])
+    assert resumed == full
+
+
+def test_phrase_scores_are_a_centred_moving_sum():
+    scores = np.array([0, 0, 1, 0, 0, 0, 2], dtype=float)
+    assert phrase_scores(scores, 3).tolist() == [0, 1, 1, 1, 0, 2, 2]
+    assert phrase_scores(scores, 1).tolist() == scores.tolist()
+
+
+@pytest.mark.slow
+def test_gemma_attention_finds_a_needle_in_real_prose(attention_lm):
+    text = _haystack(NEEDLE, 0.6, words=1200)
+
+    def count(texts):
+        return [attention_lm.count_tokens(t) for t in texts]
+
+    sentences, windows = pack_windows(text, split_sentences(text), 512, count)
+    state = retrieve(attention_lm, text, sentences, windows, QUESTION, RetrievalSettings(512, 60, 8, 300))
+    kept = [text[sentences[i].start : sentences[i].end] for i in state.kept]
+    assert NEEDLE in kept, kept
