@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from lctk import __version__
+from lctk.commands.ask import ask
 from lctk.commands.compress import compress
 from lctk.commands.doctor import doctor
 from lctk.commands.generate import generate
@@ -53,6 +54,7 @@ def root(
 app.command("compress")(compress)
 app.command("search")(search)
 app.command("index")(index)
+app.command("ask")(ask)
 app.command("generate")(generate)
 app.command("models")(models)
 app.command("doctor")(doctor)

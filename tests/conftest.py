@@ -7,8 +7,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports transfor
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+
+def _shared_data() -> Path:
+    """The project's real test data (../shared/data beside the checkout, as on the dev machine).
+
+    A clean checkout elsewhere (CI clones to a temporary directory) finds it through
+    LCTK_SHARED_DATA or the workspace's fixed location.
+    """
+    candidates = [os.environ.get("LCTK_SHARED_DATA", ""), Path(__file__).resolve().parents[2] / "shared" / "data", "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "pdf" / "debian-policy.pdf").is_file():
+            return Path(candidate)
+    raise RuntimeError("shared test data not found: set LCTK_SHARED_DATA to the shared/data directory")
+
+
+SHARED_DATA = _shared_data()
 
 
 @dataclass

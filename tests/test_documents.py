@@ -9,12 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from lctk.documents.load import document_from_text, load_document
 from lctk.documents.sentences import Sentence, pack_windows, split_sentences
 from lctk.errors import InputError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 POLICY_PDF = DATA / "pdf" / "debian-policy.pdf"
 
 

@@ -1,0 +1,77 @@
+"""`lctk ask`: answer a question over a document longer than any model window, citing pages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from lctk.options import BackendOption, FormatOption, ModelOption, OutputFormat
+
+
+def ask(
+    document: Annotated[str, typer.Argument(help="PDF, text, Markdown, HTML, EPUB or DOCX file; '-' reads text from stdin.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    show_evidence: Annotated[bool, typer.Option("--show-evidence", "-e", help="After the answer, list the kept sentences with pages (stderr in text mode).")] = False,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", min=1, help="Most tokens in the answer.")] = 256,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
+    window: Annotated[int, typer.Option("--window", "-W", min=64, help="Tokens of document read per step.")] = 1024,
+    top_k: Annotated[int, typer.Option("--top-k", "-K", min=1, help="Context tokens with the most attention whose sentences are kept.")] = 300,
+    phrase: Annotated[int, typer.Option("--phrase", min=1, help="Width of the moving sum that smooths attention (tokens).")] = 8,
+    kept_tokens: Annotated[int, typer.Option("--kept-tokens", min=16, help="Cap on the kept sentences, in tokens.")] = 1536,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same question on the same document.")] = False,
+    retrieval_model: Annotated[Optional[str], typer.Option("--retrieval-model", help="Model whose attention picks sentences (always on torch). [default: gemma3-270m]", show_default=False)] = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    output_format: FormatOption = OutputFormat.text,
+) -> None:
+    """Answer from a long document: InfiniRetri retrieval on torch, the answer on --backend."""
+    import json
+    import time
+    from dataclasses import asdict
+
+    from lctk.config import writable_cache_subdir
+    from lctk.console import err_console, progress_callback, read_stdin_text, write_stdout
+    from lctk.documents.load import document_from_text, load_document
+    from lctk.errors import InputError
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+    from lctk.options import backend_value
+    from lctk.retrieval.ask import ask as run_ask
+    from lctk.retrieval.infiniretri import RetrievalSettings
+
+    if not question.strip():
+        raise InputError("empty question; ask something")
+    doc = document_from_text("<stdin>", read_stdin_text()) if document == "-" else load_document(document, writable_cache_subdir("documents"))
+    retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
+    answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend_value(backend))
+    settings = RetrievalSettings(window, top_k, phrase, kept_tokens)
+    streaming = stream and output_format == OutputFormat.text
+    started = time.perf_counter()
+    with progress_callback("reading") as on_progress:
+
+        def on_window(done: int, total: int, tokens: int) -> None:
+            if on_progress is not None:
+                rate = tokens / max(time.perf_counter() - started, 1e-9)
+                on_progress(done, total, f"reading windows ({rate:,.0f} tok/s)")
+
+        result = run_ask(
+            doc, question, retriever, answerer, choice.backend, settings, max_tokens,
+            writable_cache_subdir("ask"), resume, on_window, write_stdout if streaming else None,
+        )
+    console = err_console()
+    if output_format == OutputFormat.json:
+        write_stdout(json.dumps(asdict(result), indent=2, ensure_ascii=False) + "\n")
+        return
+    if not streaming:
+        write_stdout(result.answer)
+    write_stdout("\n")
+    if show_evidence:
+        for item in result.evidence:
+            where = f"p. {item.page}" if doc.kind in ("pdf", "docx") else (item.page or "-")
+            console.print(f"[{where}] {item.text}", markup=False, highlight=False)
+    console.print(
+        f"lctk: read {result.tokens_read:,} tokens in {result.windows_total} windows "
+        f"(all of {doc.name}), kept {len(result.evidence)} sentences / {result.tokens_kept:,} tokens",
+        markup=False, highlight=False,
+    )

@@ -1,0 +1,136 @@
+"""`ask`: answer a question over a document of any length (InfiniRetri retrieval + an answer model).
+
+Retrieval always runs on torch (it reads attention); the answer runs on the backend chosen for
+generation. After every window the retrieval state is checkpointed under the cache dir, keyed by
+document, question, settings and model, so an interrupted run continues with `resume=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lctk.documents.load import Document
+from lctk.documents.sentences import pack_windows, split_sentences
+from lctk.errors import InputError
+from lctk.retrieval.infiniretri import RetrievalSettings, RetrievalState, retrieve
+
+log = logging.getLogger(__name__)
+
+ANSWER_INSTRUCTION = "Answer the question using only the text below. Quote the relevant words when you can."
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A kept sentence: its text, page (or section), character offsets and attention score."""
+
+    text: str
+    page: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class AskResult:
+    answer: str
+    evidence: tuple[Evidence, ...]
+    windows: int
+    windows_total: int
+    tokens_read: int
+    tokens_kept: int
+    document_chars: int
+    retrieval_model: str
+    answer_model: str
+    answer_backend: str
+    resumed_from_window: int
+    timings: dict
+
+
+def checkpoint_path(cache: Path, document: Document, question: str, settings: RetrievalSettings, model_id: str) -> Path:
+    key = json.dumps([hashlib.sha256(document.text.encode("utf-8", "surrogateescape")).hexdigest(), question.strip(),
+                      asdict(settings), model_id])
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _load_checkpoint(path: Path, windows: int) -> RetrievalState | None:
+    try:
+        data = json.loads(path.read_text())
+        state = RetrievalState(int(data["next_window"]), tuple(data["kept"]), tuple(data["scores"]), int(data["tokens_read"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if 0 <= state.next_window <= windows else None
+
+
+def _save_checkpoint(path: Path, state: RetrievalState) -> None:
+    from lctk.storage import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(asdict(state)).encode())
+
+
+def ask(
+    document: Document,
+    question: str,
+    retriever,
+    answerer,
+    answer_backend: str = "",
+    settings: RetrievalSettings = RetrievalSettings(),
+    max_tokens: int = 256,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    on_window: Callable[[int, int, int], None] | None = None,
+    on_piece: Callable[[str], None] | None = None,
+) -> AskResult:
+    """Retrieve evidence with `retriever`'s attention, then answer with `answerer` (streamed to on_piece)."""
+    if not question.strip():
+        raise InputError("empty question; ask something")
+    started = time.perf_counter()
+    sentences = split_sentences(document.text)
+    if not sentences:
+        raise InputError(f"{document.name} has no sentences to read")
+    count = lambda texts: [retriever.count_tokens(t) for t in texts]  # noqa: E731
+    sentences, windows = pack_windows(document.text, sentences, settings.window_tokens, count)
+    split_s = time.perf_counter() - started
+    path = checkpoint_path(checkpoint_dir, document, question, settings, retriever.model_id) if checkpoint_dir else None
+    state = _load_checkpoint(path, len(windows)) if (path is not None and resume) else None
+    resumed = state.next_window if state else 0
+    if resume and state is None:
+        log.info("no checkpoint to resume from; starting at the first window")
+
+    def after_window(current: RetrievalState) -> None:
+        if path is not None:
+            _save_checkpoint(path, current)
+        if on_window is not None:
+            on_window(current.next_window, len(windows), current.tokens_read)
+
+    retrieval_started = time.perf_counter()
+    state = retrieve(retriever, document.text, sentences, windows, question, settings, state, after_window)
+    retrieval_s = time.perf_counter() - retrieval_started
+    evidence = tuple(
+        Evidence(document.text[sentences[i].start : sentences[i].end], document.label_at(sentences[i].start),
+                 sentences[i].start, sentences[i].end, round(score, 4))
+        for i, score in zip(state.kept, state.scores)
+    )
+    context = "\n".join(e.text for e in evidence)
+    messages = [{"role": "user", "content": f"{ANSWER_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}"}]
+    answer_started = time.perf_counter()
+    stream = answerer.generate(messages, max_tokens=max_tokens, temperature=0.0)
+    pieces = []
+    for piece in stream:
+        pieces.append(piece)
+        if on_piece is not None:
+            on_piece(piece)
+    answer_s = time.perf_counter() - answer_started
+    return AskResult(
+        answer="".join(pieces).strip(), evidence=evidence, windows=len(windows) - resumed, windows_total=len(windows),
+        tokens_read=state.tokens_read, tokens_kept=sum(retriever.count_tokens(e.text) for e in evidence),
+        document_chars=len(document.text), retrieval_model=retriever.model_id, answer_model=answerer.model_id,
+        answer_backend=answer_backend, resumed_from_window=resumed,
+        timings={"split_s": round(split_s, 3), "retrieval_s": round(retrieval_s, 3), "answer_s": round(answer_s, 3),
+                 "total_s": round(time.perf_counter() - started, 3)},
+    )
