@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lctk.errors import ModelError, first_line
+from lctk.models.static import TokenizerText
 
 BATCH_TOKENS = 4096  # padded tokens per forward pass
 BATCH_ROWS = 32
@@ -56,7 +57,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-class NumpyBertEmbedder:
+class NumpyBertEmbedder(TokenizerText):
     """Mean-pooled, L2-normalised BERT sentence vectors computed with NumPy."""
 
     def __init__(self, folder: Path, model_id: str, max_tokens: int | None = None):
@@ -98,20 +99,12 @@ class NumpyBertEmbedder:
             ))
         self._cls, self._sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
-
-    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
-        from lctk.models.static import cut_by_offsets
-
-        return cut_by_offsets(self.tokenizer.encode(text, add_special_tokens=False), text, limit)
-
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         body = self.max_tokens - 2
-        ids = [[self._cls, *e.ids[:body], self._sep] for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        ids = [[self._cls, *body_ids[:body], self._sep] for body_ids in self.token_ids(texts)]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         start = 0
         while start < len(order):

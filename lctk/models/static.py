@@ -37,7 +37,22 @@ def is_static_folder(path: Path) -> bool:
     return (path / META_FILE).is_file()
 
 
-class StaticEmbedder:
+class TokenizerText:
+    """Token counting and cutting over a `tokenizers.Tokenizer` in `self.tokenizer` (no special tokens)."""
+
+    tokenizer: object
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.token_ids(texts)]
+
+    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
+        return cut_by_offsets(self.tokenizer.encode(text, add_special_tokens=False), text, limit)
+
+
+class StaticEmbedder(TokenizerText):
     """Sum of per-token vectors over a text's WordPiece tokens, L2-normalised."""
 
     def __init__(self, folder: Path, model_id: str):
@@ -55,15 +70,6 @@ class StaticEmbedder:
         self.fingerprint = str(meta.get("digest", ""))
         self.dim = int(self.vectors.shape[1])
         self.max_tokens = int(meta.get("max_tokens", 512))
-
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.token_ids(texts)]
-
-    def cut_text(self, text: str, limit: int) -> list[tuple[str, int]]:
-        return cut_by_offsets(self.tokenizer.encode(text, add_special_tokens=False), text, limit)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

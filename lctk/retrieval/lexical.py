@@ -23,6 +23,14 @@ def identifier_tokens(text: str) -> list[str]:
     return tokens
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def compound_identifiers(text: str) -> list[str]:
+    """Whole identifiers of several parts, lower-cased (`parse_http_date` stays one term too)."""
+    return [word.lower() for word in _IDENTIFIER.findall(text) if len(identifier_tokens(word)) > 1]
+
+
 class BM25:
     """Okapi BM25 over pre-tokenized documents (k1 = 1.2, b = 0.75)."""
 

@@ -20,9 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from lctk.errors import InputError
-from lctk.retrieval.lexical import identifier_tokens
+from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
 from lctk.retrieval.store import IndexData, aggregate
-from lctk.retrieval.units import FILE, Unit, block_headers, embedded_text
+from lctk.retrieval.units import (
+    FILE,
+    Unit,
+    block_headers,
+    embedded_text,
+    innermost_units,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +77,7 @@ def is_symbol_query(query: str) -> bool:
 
 def query_tokens(query: str) -> list[str]:
     """BM25 terms of a query: identifier parts plus whole compound identifiers."""
-    tokens = identifier_tokens(query)
-    tokens += [w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query) if len(identifier_tokens(w)) > 1]
-    return tokens
+    return identifier_tokens(query) + compound_identifiers(query)
 
 
 def candidate_mask(index: IndexData, filters: Filters) -> np.ndarray:
@@ -164,6 +168,7 @@ class Searcher:
         self.aggregation = index.meta.get("aggregation", "mean")
         self._file_texts: dict[int, str | None] = {}
         self._headers: dict[int, list[str]] = {}
+        self._units: dict[int, list[Unit]] = {}
         self._last_query: str | None = None
         self._last_vector = self._last_block_cos = None
         self._block_ends = np.array([f.block_end for f in index.files], dtype=np.int64)
@@ -183,14 +188,15 @@ class Searcher:
         candidates = np.flatnonzero(candidate_mask(index, filters))
         if not len(candidates):
             return ()
-        weight = dense_weight if dense_weight is not None else (SYMBOL_DENSE_WEIGHT if is_symbol_query(query) else DENSE_WEIGHT)
+        symbol = is_symbol_query(query)
+        weight = dense_weight if dense_weight is not None else (SYMBOL_DENSE_WEIGHT if symbol else DENSE_WEIGHT)
         dense = None
         if mode != "lexical":
             dense = self._dense(query, candidates, lift)
         lexical = None
         if mode != "dense":
             lexical = bm25_scores(index, query_tokens(query))[candidates]
-            if is_symbol_query(query):
+            if symbol:
                 lexical = lexical + self._exact_symbol_bonus(query, candidates, lexical)
         reranking = mode != "lexical" and self.reranker is not None and rerank > 0
         if mode == "dense":
@@ -198,7 +204,7 @@ class Searcher:
         elif mode == "lexical":
             scores = lexical
         else:
-            first_weight = weight if not reranking or dense_weight is not None or is_symbol_query(query) else STAGE_ONE_DENSE_WEIGHT
+            first_weight = weight if not reranking or dense_weight is not None or symbol else STAGE_ONE_DENSE_WEIGHT
             scores = fuse(dense, lexical, first_weight, fusion)
         order = np.argsort(-scores, kind="stable")
         best_block: dict[int, int] = {}  # candidate position -> best block, filled where needed
@@ -285,12 +291,7 @@ class Searcher:
             return None
         if file_index not in self._headers:
             entry = self.index.files[file_index]
-            units = [
-                Unit(self.index.unit_kind[u], self.index.unit_name[u], 0, 0,
-                     int(self.index.unit_blocks[u][0]) - entry.block_start, int(self.index.unit_blocks[u][1]) - entry.block_start)
-                for u in range(entry.unit_start, entry.unit_end)
-            ]
-            self._headers[file_index] = block_headers(entry.path, units, entry.block_end - entry.block_start)
+            self._headers[file_index] = block_headers(entry.path, self._file_units(file_index), entry.block_end - entry.block_start)
         start, end = self.index.block_chars[block]
         header = self._headers[file_index][block - self.index.files[file_index].block_start]
         return embedded_text(header, text[start:end])
@@ -324,14 +325,22 @@ class Searcher:
 
     # -- results
 
+    def _file_units(self, file_index: int) -> list[Unit]:
+        """The file's units with block ranges relative to the file (as `split_file` made them)."""
+        if file_index not in self._units:
+            entry, index = self.index.files[file_index], self.index
+            self._units[file_index] = [
+                Unit(index.unit_kind[u], index.unit_name[u], 0, 0,
+                     int(index.unit_blocks[u][0]) - entry.block_start, int(index.unit_blocks[u][1]) - entry.block_start)
+                for u in range(entry.unit_start, entry.unit_end)
+            ]
+        return self._units[file_index]
+
     def _innermost(self, file_index: int, block: int, default: int) -> int:
         entry = self.index.files[file_index]
-        best, best_size = default, None
-        for unit in range(entry.unit_start, entry.unit_end):
-            start, end = self.index.unit_blocks[unit]
-            if self.index.unit_kind[unit] != FILE and start <= block < end and (best_size is None or end - start < best_size):
-                best, best_size = unit, end - start
-        return best
+        units = self._file_units(file_index)
+        inner = innermost_units(units, entry.block_end - entry.block_start)[block - entry.block_start]
+        return default if inner < 0 else entry.unit_start + inner
 
     def _hits(self, order, candidates, scores, dense, lexical, best_block, query, k: int, dedupe: bool, kinds=()) -> tuple[SearchHit, ...]:
         index = self.index

@@ -24,14 +24,21 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from lctk.errors import CacheError, InputError
-from lctk.retrieval.lexical import identifier_tokens
-from lctk.retrieval.units import SPLITTER_VERSION, Block, Unit, block_headers, embedded_text, split_file
+from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
+from lctk.retrieval.units import (
+    SPLITTER_VERSION,
+    Block,
+    Unit,
+    block_headers,
+    embedded_text,
+    split_file,
+)
 from lctk.sources.chunking import parse_text, text_lines
 from lctk.sources.walk import SkippedFile, decode_source, walk_sources
 from lctk.storage import atomic_write_bytes, file_lock, fsync_directory
@@ -278,14 +285,8 @@ def unit_tokens(text: str, path: str, name: str) -> list[str]:
     """Lexical tokens of a unit: identifier parts of its text, its symbol (twice) and its path."""
     tokens = identifier_tokens(text)
     tokens += identifier_tokens(name) * 2 + identifier_tokens(path)
-    tokens += [word.lower() for word in _whole_identifiers(name)]
+    tokens += compound_identifiers(name)
     return tokens
-
-
-def _whole_identifiers(text: str) -> list[str]:
-    import re
-
-    return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if len(identifier_tokens(w)) > 1]
 
 
 def build_index(
@@ -373,7 +374,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
             continue
         digest = hashlib.sha256(data).hexdigest()
         if previous and previous[1].sha256 == digest:
-            rows.append((previous[0], _replace_stat(previous[1], info)))
+            rows.append((previous[0], replace(previous[1], size=info.st_size, mtime_ns=info.st_mtime_ns)))
             counts["unchanged"] += 1
             continue
         try:
@@ -390,7 +391,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
     if not rows:
         reasons = f" ({len(skipped)} files skipped: {skipped[0].reason}, ...)" if skipped else ""
         raise InputError(f"nothing to index in {root}: no readable text files{reasons}")
-    kept = {entry.path for item in rows for entry in [item.entry if isinstance(item, _FileRows) else item[1]]}
+    kept = {_row_entry(item).path for item in rows}
     removed = sum(1 for path in old_files if path not in kept)
     embedded = _embed_pending(pending, embedder, progress)
     changed_anything = bool(pending or removed or old is None or any(
@@ -409,12 +410,6 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         removed, counts["unchanged"], embedded, tuple(skipped), time.perf_counter() - started, rebuilt,
         changed_anything,
     )
-
-
-def _replace_stat(entry: FileEntry, info: os.stat_result) -> FileEntry:
-    from dataclasses import replace
-
-    return replace(entry, size=info.st_size, mtime_ns=info.st_mtime_ns)
 
 
 def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows | None:
@@ -439,6 +434,11 @@ def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows
     headers = block_headers(relative, split.units, len(split.blocks))
     texts = [embedded_text(header, block.text) for header, block in zip(headers, split.blocks)]
     return _FileRows(entry, list(split.units), list(split.blocks), chars, None, unit_counts, texts)
+
+
+def _row_entry(item) -> FileEntry:
+    """The file entry of a row: new rows carry it, reused rows are (old index, refreshed entry)."""
+    return item.entry if isinstance(item, _FileRows) else item[1]
 
 
 def _line_offsets(text: str) -> list[int]:
@@ -495,7 +495,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
     term_rows: list[tuple[np.ndarray, np.ndarray]] = []
     old_vocab = np.array(old.vocab, dtype=object) if old is not None else None
     n_units = n_blocks = 0
-    for file_index, item in enumerate(sorted(rows, key=lambda r: (r.entry if isinstance(r, _FileRows) else r[1]).path)):
+    for file_index, item in enumerate(sorted(rows, key=lambda r: _row_entry(r).path)):
         if isinstance(item, _FileRows):
             entry = item.entry
             kinds += [u.kind for u in item.units]
@@ -526,7 +526,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
                 ids = np.array([vocab.setdefault(term, len(vocab)) for term in terms], dtype=np.int32)
                 term_rows.append((ids, old.unit_tfs[a:b]))
             n_new_units, n_new_blocks = ue - us, be - bs
-        files.append(_with_offsets(entry, n_units, n_units + n_new_units, n_blocks, n_blocks + n_new_blocks))
+        files.append(replace(entry, unit_start=n_units, unit_end=n_units + n_new_units, block_start=n_blocks, block_end=n_blocks + n_new_blocks))
         unit_file += [file_index] * n_new_units
         n_units += n_new_units
         n_blocks += n_new_blocks
@@ -548,12 +548,6 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
         "unit_tfs": np.concatenate([tfs for _, tfs in term_rows]).astype(np.int32) if term_rows else np.zeros(0, np.int32),
         "unit_term_offsets": offsets,
     }
-
-
-def _with_offsets(entry: FileEntry, us: int, ue: int, bs: int, be: int) -> FileEntry:
-    from dataclasses import replace
-
-    return replace(entry, unit_start=us, unit_end=ue, block_start=bs, block_end=be)
 
 
 ARRAYS = ("unit_lines", "unit_blocks", "unit_file", "unit_vectors", "block_lines", "block_chars",

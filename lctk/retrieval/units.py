@@ -172,22 +172,27 @@ def _merge(pieces, lines: list[str], counts, limit: int, cut_line: LineCutter) -
     return blocks
 
 
+def innermost_units(units: Sequence[Unit], n_blocks: int, named_only: bool = False) -> list[int]:
+    """For each block, the index (into `units`) of the smallest non-file unit holding it, or -1."""
+    found = [-1] * n_blocks
+    sizes = [n_blocks + 1] * n_blocks
+    for position, unit in enumerate(units):
+        if unit.kind == FILE or (named_only and not unit.name):
+            continue
+        size = unit.block_end - unit.block_start
+        for block in range(unit.block_start, unit.block_end):
+            if size < sizes[block]:
+                sizes[block], found[block] = size, position
+    return found
+
+
 def block_headers(path: str, units: Sequence[Unit], n_blocks: int) -> list[str]:
     """The line embedded above each block: its file path and innermost enclosing symbol.
 
     A block from the middle of a long function does not name the function; the header gives
     every block that context (measured: +0.04 MRR dense, +0.05 hybrid; bench/search.py).
     """
-    names = [path] * n_blocks
-    sizes = [n_blocks + 1] * n_blocks
-    for unit in units:
-        if unit.kind == FILE or not unit.name:
-            continue
-        size = unit.block_end - unit.block_start
-        for block in range(unit.block_start, unit.block_end):
-            if size < sizes[block]:
-                sizes[block], names[block] = size, f"{path} {unit.name}"
-    return names
+    return [f"{path} {units[u].name}" if u >= 0 else path for u in innermost_units(units, n_blocks, named_only=True)]
 
 
 def embedded_text(header: str, block_text: str) -> str:
