@@ -77,6 +77,25 @@ def test_conversion_is_cached_and_reused(torch_lm):
     assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]  # no half-written copies
 
 
+def test_conversion_key_follows_content_not_path(tmp_path, monkeypatch):
+    """A reinstalled or copied GGUF reuses its conversion; a changed one does not."""
+    import os
+
+    from lctk.models.convert import conversion_key
+
+    monkeypatch.setenv("LCTK_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "converted").mkdir(parents=True)
+    first, copy = tmp_path / "a" / "m.gguf", tmp_path / "b" / "m.gguf"
+    for path in (first, copy):
+        path.parent.mkdir()
+        path.write_bytes(b"GGUF" + bytes(range(256)) * 1000)
+    os.utime(copy, ns=(1, 1))
+    assert conversion_key(first) == conversion_key(copy)
+    assert (tmp_path / "cache" / "converted" / "keys.json").is_file()  # remembered by path, size, mtime
+    copy.write_bytes(b"GGUF" + bytes(range(255, -1, -1)) * 1000)
+    assert conversion_key(copy) != conversion_key(first)
+
+
 def test_too_long_input_is_refused(torch_lm):
     from lctk.errors import ModelError
 

@@ -21,11 +21,37 @@ CONVERSION_VERSION = 1  # bump when the layout of a converted checkpoint changes
 
 
 def conversion_key(gguf_path: Path) -> str:
-    """Key a conversion by the GGUF's resolved path, size and mtime (a changed file reconverts)."""
+    """Key a conversion by the GGUF's content (a reinstalled or copied file reuses its conversion).
+
+    Hashing costs ~0.5 s per 100 MB, so the digest is remembered per (path, size, mtime) in
+    `converted/keys.json`; a changed file is hashed again.
+    """
     resolved = gguf_path.resolve()
     info = resolved.stat()
-    text = f"v{CONVERSION_VERSION}|{resolved}|{info.st_size}|{info.st_mtime_ns}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    stamp = f"{resolved}|{info.st_size}|{info.st_mtime_ns}"
+    memo_path = cache_dir() / "converted" / "keys.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+        if not isinstance(memo, dict):
+            memo = {}
+    except (OSError, ValueError):
+        memo = {}
+    digest = memo.get(stamp)
+    if not isinstance(digest, str):
+        sha = hashlib.sha256(f"v{CONVERSION_VERSION}|".encode())
+        with open(resolved, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                sha.update(block)
+        digest = sha.hexdigest()[:16]
+        memo = {k: v for k, v in memo.items() if Path(k.split("|", 1)[0]).exists()}  # forget removed files
+        memo[stamp] = digest
+        try:
+            from lctk.storage import atomic_write_bytes
+
+            atomic_write_bytes(memo_path, json.dumps(memo, indent=1).encode())
+        except OSError:
+            pass  # a read-only cache only costs the hash next time
+    return digest
 
 
 def converted_checkpoint_path(gguf_path: Path) -> Path:
