@@ -78,6 +78,17 @@ def test_bad_pdfs_get_clear_errors(tmp_path):
         load_document(tmp_path / "missing.pdf")
 
 
+def test_encrypted_pdfs(tmp_path):
+    """Fixtures made with pikepdf (AES-256 with a user password; RC4/AES-128 with an owner password only)."""
+    fixtures = Path(__file__).parent / "data"
+    with pytest.raises(InputError, match="encrypted PDF; decrypt it first") as caught:
+        load_document(fixtures / "encrypted.pdf")
+    assert "\n" not in str(caught.value)
+    # an owner password alone restricts editing, not reading: the text comes out
+    document = load_document(fixtures / "owner-password-only.pdf")
+    assert "The vault code is 4417." in document.text and document.label_at(5) == "1"
+
+
 def test_epub_in_spine_order_with_sections():
     document = load_document(DATA / "pdf" / "debian-policy.epub")
     assert document.kind == "epub"

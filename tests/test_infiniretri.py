@@ -26,9 +26,14 @@ class WordAttention:
     retrieval must not be fooled by it.
     """
 
+    model_id = "word-attention"
+
     def __init__(self):
         self.vocab: dict[str, int] = {}
         self.calls: list[int] = []
+
+    def count_tokens(self, text):
+        return len(self.tokenize(text, False))
 
     def format_chat(self, messages):
         return "<bos>" + messages[0]["content"] + "\nAnswer:"
@@ -94,6 +99,59 @@ def test_resuming_from_a_checkpoint_gives_the_same_kept_set():
     assert resumed == full
 
 
+class EchoAnswer:
+    """A fake answer model: repeats the first line of its prompt that holds a four-digit number."""
+
+    model_id = "echo"
+
+    def generate(self, messages, max_tokens=256, temperature=0.0):
+        lines = [line for line in messages[0]["content"].splitlines() if re.search(r"\b\d{4}\b", line)]
+        return iter(lines[:1] or ["unknown"])
+
+
+def test_peak_model_input_stays_flat_when_the_document_doubles():
+    settings = RetrievalSettings(window_tokens=300, top_k=20, phrase=4, kept_tokens=120)
+    peaks = []
+    for words in (3000, 6000, 12000):
+        model = WordAttention()
+        text = _haystack(NEEDLE, 0.5, words=words)
+        sentences, windows = pack_windows(text, split_sentences(text), 300, lambda ts: [model.count_tokens(t) for t in ts])
+        state = retrieve(model, text, sentences, windows, QUESTION, settings)
+        assert NEEDLE in [text[sentences[i].start : sentences[i].end] for i in state.kept]
+        peaks.append(max(model.calls))
+        assert len(model.calls) == len(windows)  # one bounded forward pass per window, nothing re-read
+    # the largest input is window + kept cap + prompt, whatever the length
+    assert max(peaks) <= 300 + 120 + 40 and max(peaks) - min(peaks) <= 40
+
+
+def test_ask_interrupted_mid_document_resumes_to_the_same_result(tmp_path):
+    from lctk.documents.load import document_from_text
+    from lctk.retrieval.ask import ask
+
+    document = document_from_text("hay.txt", _haystack("The vault code is 4417.", 0.7))
+    question = "What is the vault code?"
+    settings = RetrievalSettings(window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
+    full = ask(document, question, WordAttention(), EchoAnswer(), "fake", settings)
+    assert "4417" in full.answer and full.windows == full.windows_total > 5
+
+    def interrupt_after_four(done, total, tokens):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ask(document, question, WordAttention(), EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path,
+            on_window=interrupt_after_four)
+    model = WordAttention()
+    resumed = ask(document, question, model, EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.resumed_from_window == 4 and len(model.calls) == full.windows_total - 4
+    assert resumed.evidence == full.evidence and resumed.answer == full.answer
+    assert resumed.tokens_read == full.tokens_read
+    # a different question never picks up this checkpoint
+    other = ask(document, "Who wrote it?", WordAttention(), EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path,
+                resume=True)
+    assert other.resumed_from_window == 0
+
+
 def test_phrase_scores_are_a_centred_moving_sum():
     scores = np.array([0, 0, 1, 0, 0, 0, 2], dtype=float)
     assert phrase_scores(scores, 3).tolist() == [0, 1, 1, 1, 0, 2, 2]
@@ -132,3 +190,37 @@ def test_ask_cli_answers_cites_and_resumes(tmp_path):
     assert any("mauve-42-kumquat" in e["text"] for e in payload["evidence"])
     assert_one_line_error(run_lctk("ask", str(doc), "   "), 1, "empty question")
     assert_one_line_error(run_lctk("ask", str(tmp_path / "missing.pdf"), "q?"), 1, "no such file")
+
+
+@pytest.fixture(scope="module")
+def needle_documents(attention_lm):
+    """~8k-token Jargon File documents (retrieval-model tokens) with one needle at three depths."""
+    text = JARGON.read_text(encoding="utf-8")[400_000:]
+    sentences = split_sentences(text)
+    counts, end = 0, 0
+    while counts < 8000:
+        counts += attention_lm.count_tokens(text[sentences[end].start : sentences[end].end] + " ")
+        end += 1
+    documents = {}
+    for depth, (city, value) in zip((0.1, 0.5, 0.9), (("Osaka", "5829163"), ("Quito", "7301946"), ("Riga", "2648571"))):
+        cut = sentences[int(end * depth)].start
+        needle = f"The special magic number for {city} is {value}."
+        documents[depth] = (text[:cut] + needle + " " + text[cut : sentences[end - 1].end], city, value)
+    return documents
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth", [0.1, 0.5, 0.9])
+def test_default_models_find_and_answer_a_needle_in_8k_tokens(needle_documents, attention_lm, depth):
+    from lctk.documents.load import document_from_text
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+    from lctk.retrieval.ask import ask
+
+    text, city, value = needle_documents[depth]
+    answerer, choice = load_language_model(role_model("generate").value, "generate", "auto")
+    result = ask(document_from_text("jargon.txt", text), f"What is the special magic number for {city}?",
+                 attention_lm, answerer, choice.backend, max_tokens=24)
+    assert result.windows_total >= 8 and result.tokens_read >= 8000
+    assert any(value in e.text for e in result.evidence), [e.text for e in result.evidence]
+    assert value in result.answer, result.answer
