@@ -66,16 +66,22 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 class progress_callback:  # noqa: N801 - used as a context manager, named like one
-    """A transient progress bar on stderr (silent when stderr is not a terminal); yields on_progress(done, total)."""
+    """A transient progress bar on stderr; yields on_progress(done, total[, description]).
 
-    def __init__(self, description: str):
+    When stderr is not a terminal it is silent, unless `log_every` is set: then a plain INFO line
+    (done/total, ETA) is logged at most that often, so a long run redirected to a file still
+    shows where it is (`--quiet` hides it).
+    """
+
+    def __init__(self, description: str, log_every: float | None = None):
         self.description = description
+        self.log_every = log_every
         self._progress = None
         self._task = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
-            return None
+            return self._plain() if self.log_every is not None else None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
@@ -91,6 +97,31 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
 
         return update
 
+    def _plain(self):
+        import time
+
+        started, last = time.monotonic(), [time.monotonic()]
+        logger = logging.getLogger("lctk")
+
+        def update(done: int, total: int, description: str | None = None) -> None:
+            now = time.monotonic()
+            if now - last[0] < self.log_every or done <= 0 or done >= total:
+                return
+            last[0] = now
+            eta = (now - started) / done * (total - done)
+            logger.info("%s: %d/%d, about %s left", description or self.description, done, total, _duration(eta))
+
+        return update
+
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"

@@ -50,3 +50,18 @@ def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
     with atomic_directory(target) as tmp:
         (tmp / "a").write_text("x")
     assert (target / "a").read_text() == "x" and [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
+def test_progress_logs_plain_lines_when_stderr_is_not_a_terminal(caplog):
+    import logging
+
+    from lctk.console import progress_callback
+
+    with caplog.at_level(logging.INFO, logger="lctk"), progress_callback("reading", log_every=0.0) as update:
+        assert update is not None  # pytest's stderr is not a terminal
+        for done in range(1, 5):
+            update(done, 4, "reading windows")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and lines[0].startswith("reading windows: 1/4, about ") and len(lines) == 3  # no line at 4/4
+    with progress_callback("scoring") as silent:
+        assert silent is None  # without log_every: nothing when not a terminal

@@ -48,7 +48,7 @@ def ask(
     settings = RetrievalSettings(window, top_k, phrase, kept_tokens)
     streaming = stream and output_format == OutputFormat.text
     started = time.perf_counter()
-    with progress_callback("reading") as on_progress:
+    with progress_callback("reading", log_every=30.0) as on_progress:
 
         def on_window(done: int, total: int, tokens: int) -> None:
             if on_progress is not None:
