@@ -9,6 +9,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from lctk.documents.sentences import pack_windows, split_sentences
+from lctk.errors import InputError
 from lctk.retrieval.infiniretri import (
     RetrievalSettings,
     RetrievalState,
@@ -126,7 +127,7 @@ def test_peak_model_input_stays_flat_when_the_document_doubles():
 
 def test_ask_interrupted_mid_document_resumes_to_the_same_result(tmp_path):
     from lctk.documents.load import document_from_text
-    from lctk.retrieval.ask import ask
+    from lctk.retrieval.qa import answer as ask
 
     document = document_from_text("hay.txt", _haystack("The vault code is 4417.", 0.7))
     question = "What is the vault code?"
@@ -215,7 +216,7 @@ def test_default_models_find_and_answer_a_needle_in_8k_tokens(needle_documents, 
     from lctk.documents.load import document_from_text
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.retrieval.ask import ask
+    from lctk.retrieval.qa import answer as ask
 
     text, city, value = needle_documents[depth]
     answerer, choice = load_language_model(role_model("generate").value, "generate", "auto")
@@ -224,3 +225,20 @@ def test_default_models_find_and_answer_a_needle_in_8k_tokens(needle_documents, 
     assert result.windows_total >= 8 and result.tokens_read >= 8000
     assert any(value in e.text for e in result.evidence), [e.text for e in result.evidence]
     assert value in result.answer, result.answer
+
+
+def test_cli_defaults_match_the_retrieval_settings():
+    from lctk.commands import ask as command
+
+    defaults = RetrievalSettings()
+    assert (command.WINDOW, command.TOP_K, command.PHRASE, command.KEPT_TOKENS) == (
+        defaults.window_tokens, defaults.top_k, defaults.phrase, defaults.kept_tokens)
+
+
+def test_python_api_is_lctk_retrieval_ask():
+    import lctk.retrieval
+    from lctk.retrieval import qa
+
+    assert lctk.retrieval.ask is qa.ask and lctk.retrieval.AskResult is qa.AskResult
+    with pytest.raises(InputError, match="empty question"):
+        lctk.retrieval.ask("anything.pdf", "  ")

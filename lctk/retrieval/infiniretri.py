@@ -2,7 +2,8 @@
 
 For each window of whole sentences, the model reads (kept sentences so far + the window + the
 question) in its chat layout; the attention of the question's tokens to every context token is
-read from the last layer (summed over heads and over question rows), smoothed along the context
+read from the last layer (summed over heads; question rows weighted by their attention to the
+question itself), smoothed along the context
 with a moving sum of width `phrase` (phrase level), and the `top_k` tokens pick the sentences
 that are kept: every whole sentence holding one of them, capped at `kept_tokens` (best first),
 then put back in document order. The attention sink and the prompt scaffolding are outside the
@@ -34,7 +35,8 @@ class RetrievalSettings:
     window_tokens: int = 1024
     top_k: int = 300
     phrase: int = 8
-    kept_tokens: int = 1536  # cap on the kept sentences, in model tokens
+    kept_tokens: int = 768  # cap on the kept sentences, in model tokens (bench/ask.py --tune)
+    weight_rows: bool = False  # weight question rows by their attention to the question (measured worse)
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,9 @@ def _select(model, text, sentences, members, parts: PromptParts, settings: Retri
     ids = parts.prefix + context + parts.between + parts.question + parts.suffix
     question_start = start + len(context) + len(parts.between)
     rows = list(range(question_start, question_start + len(parts.question)))
-    attention = model.last_layer_attention(ids, rows)  # (len(rows), len(ids))
-    token_scores = np.asarray(attention, dtype=np.float64)[:, start : start + len(context)].sum(axis=0)
+    attention = np.asarray(model.last_layer_attention(ids, rows), dtype=np.float64)  # (len(rows), len(ids))
+    weights = question_row_weights(attention, rows) if settings.weight_rows else np.ones(len(rows))
+    token_scores = weights @ attention[:, start : start + len(context)]
     smoothed = phrase_scores(token_scores, settings.phrase)
     top = set(np.argsort(-smoothed, kind="stable")[: settings.top_k].tolist())
     chosen = []
@@ -137,6 +140,17 @@ def _select(model, text, sentences, members, parts: PromptParts, settings: Retri
         total += length
     kept.sort()
     return tuple(m for m, _ in kept), tuple(s for _, s in kept)
+
+
+def question_row_weights(attention: np.ndarray, rows: list[int]) -> np.ndarray:
+    """Weight of each question row: its attention to the question's own tokens, mean 1.
+
+    Rows that attend to the question (content words) say more about what to look for than rows
+    of function words or punctuation, whose attention drifts to whatever is salient nearby.
+    """
+    own = attention[:, rows[0] : rows[-1] + 1].sum(axis=1)
+    total = own.sum()
+    return own * (len(rows) / total) if total > 0 else np.ones(len(rows))
 
 
 def phrase_scores(scores: np.ndarray, width: int) -> np.ndarray:

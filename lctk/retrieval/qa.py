@@ -1,8 +1,11 @@
 """`ask`: answer a question over a document of any length (InfiniRetri retrieval + an answer model).
 
-Retrieval always runs on torch (it reads attention); the answer runs on the backend chosen for
-generation. After every window the retrieval state is checkpointed under the cache dir, keyed by
-document, question, settings and model, so an interrupted run continues with `resume=True`.
+`ask(path, question)` is the Python API (`lctk.retrieval.ask`): it loads the document and the
+default models and returns a frozen `AskResult`; `answer(...)` does the work with models the
+caller already holds. Retrieval always runs on torch (it reads attention); the answer runs on the
+backend chosen for generation. After every window the retrieval state is checkpointed under the
+cache dir, keyed by document, question, settings and model, so an interrupted run continues with
+`resume=True`.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lctk.documents.load import Document
+from lctk.documents.load import Document, load_document
 from lctk.documents.sentences import pack_windows, split_sentences
 from lctk.errors import InputError
 from lctk.retrieval.infiniretri import RetrievalSettings, RetrievalState, retrieve
@@ -52,6 +56,12 @@ class AskResult:
     timings: dict
 
 
+def answer_messages(evidence: list[str], question: str) -> list[dict]:
+    """The answer prompt: instruction, the kept sentences in document order, the question."""
+    context = "\n".join(evidence)
+    return [{"role": "user", "content": f"{ANSWER_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}\nAnswer:"}]
+
+
 def checkpoint_path(cache: Path, document: Document, question: str, settings: RetrievalSettings, model_id: str) -> Path:
     key = json.dumps([hashlib.sha256(document.text.encode("utf-8", "surrogateescape")).hexdigest(), question.strip(),
                       asdict(settings), model_id])
@@ -74,6 +84,37 @@ def _save_checkpoint(path: Path, state: RetrievalState) -> None:
 
 
 def ask(
+    document: str | os.PathLike | Document,
+    question: str,
+    model: str | None = None,
+    backend: str = "auto",
+    retrieval_model: str | None = None,
+    settings: RetrievalSettings = RetrievalSettings(),
+    max_tokens: int = 256,
+    resume: bool = False,
+    on_window: Callable[[int, int, int], None] | None = None,
+    on_piece: Callable[[str], None] | None = None,
+) -> AskResult:
+    """Answer `question` from a document (a path, or a `Document` from `document_from_text`).
+
+    Models default to the `attention` and `generate` roles (`lctk models`); `model`/`backend`
+    choose the answer model, `retrieval_model` the one whose attention picks the evidence (torch).
+    """
+    from lctk.config import writable_cache_subdir
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+
+    if not question.strip():
+        raise InputError("empty question; ask something")
+    if not isinstance(document, Document):
+        document = load_document(document, writable_cache_subdir("documents"))
+    retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
+    answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend)
+    return answer(document, question, retriever, answerer, choice.backend, settings, max_tokens,
+                  writable_cache_subdir("ask"), resume, on_window, on_piece)
+
+
+def answer(
     document: Document,
     question: str,
     retriever,
@@ -116,8 +157,7 @@ def ask(
                  sentences[i].start, sentences[i].end, round(score, 4))
         for i, score in zip(state.kept, state.scores)
     )
-    context = "\n".join(e.text for e in evidence)
-    messages = [{"role": "user", "content": f"{ANSWER_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}"}]
+    messages = answer_messages([e.text for e in evidence], question)
     answer_started = time.perf_counter()
     stream = answerer.generate(messages, max_tokens=max_tokens, temperature=0.0)
     pieces = []
