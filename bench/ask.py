@@ -314,7 +314,7 @@ def peak_rss(args) -> dict:
     for length in [parse_length(x) for x in args.rss_lengths.split(",")]:
         child = subprocess.Popen([sys.executable, __file__, "--rss-child", str(length), "--retrieval", args.retrieval,
                                   "--kept-tokens", str(args.kept_tokens), "--top-k", str(args.top_k)]
-                                 + ([] if args.weight_rows else ["--no-weight-rows"]),
+                                 + (["--weight-rows"] if args.weight_rows else ["--no-weight-rows"]),
                                  stdout=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(child.pid, 0)
         report = json.loads(child.stdout.read())
@@ -423,7 +423,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=defaults.top_k)
     parser.add_argument("--phrase", type=int, default=defaults.phrase)
     parser.add_argument("--kept-tokens", type=int, default=defaults.kept_tokens)
-    parser.add_argument("--no-weight-rows", dest="weight_rows", action="store_false")
+    parser.add_argument("--weight-rows", action=argparse.BooleanOptionalAction, default=defaults.weight_rows)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tune", action="store_true", help="sweep K and the kept cap at 8k, both retrieval models")
     parser.add_argument("--cost", action="store_true")

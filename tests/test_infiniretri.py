@@ -242,3 +242,14 @@ def test_python_api_is_lctk_retrieval_ask():
     assert lctk.retrieval.ask is qa.ask and lctk.retrieval.AskResult is qa.AskResult
     with pytest.raises(InputError, match="empty question"):
         lctk.retrieval.ask("anything.pdf", "  ")
+
+
+def test_answers_end_where_a_base_model_starts_a_new_question():
+    from lctk.retrieval.qa import until_next_question
+
+    def run(pieces):
+        return "".join(until_next_question(iter(pieces)))
+
+    assert run(["The code is 4417.", "\n", "Quest", "ion: What", " else?"]) == "The code is 4417."
+    assert run(["A\nQuestions", " remain.", "\nQ"]) == "A\nQuestions remain.\nQ"  # held text comes out at the end
+    assert run(["no stop here"]) == "no stop here" and run([]) == ""

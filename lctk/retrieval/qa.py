@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +54,33 @@ class AskResult:
     answer_backend: str
     resumed_from_window: int
     timings: dict
+
+
+STOP = "\nQuestion:"  # a base model (no chat template) goes on to invent the next question
+
+
+def until_next_question(pieces: Iterable[str]) -> Iterator[str]:
+    """Pass streamed text through, ending it where a new "Question:" line starts.
+
+    Text that could be the start of that line is held back until it is known not to be.
+    """
+    held = ""
+    for piece in pieces:
+        held += piece
+        at = held.find(STOP)
+        if at >= 0:
+            if held[:at]:
+                yield held[:at]
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+            return
+        keep = next((n for n in range(min(len(STOP) - 1, len(held)), 0, -1) if STOP.startswith(held[-n:])), 0)
+        if len(held) > keep:
+            yield held[: len(held) - keep]
+            held = held[len(held) - keep :]
+    if held:
+        yield held
 
 
 def answer_messages(evidence: list[str], question: str) -> list[dict]:
@@ -161,7 +188,7 @@ def answer(
     answer_started = time.perf_counter()
     stream = answerer.generate(messages, max_tokens=max_tokens, temperature=0.0)
     pieces = []
-    for piece in stream:
+    for piece in until_next_question(stream):
         pieces.append(piece)
         if on_piece is not None:
             on_piece(piece)
