@@ -12,6 +12,7 @@ from lctk import __version__
 from lctk.commands.ask import ask
 from lctk.commands.compress import compress
 from lctk.commands.doctor import doctor
+from lctk.commands.eval import eval_app
 from lctk.commands.generate import generate
 from lctk.commands.models import models
 from lctk.commands.search import index, search
@@ -58,6 +59,7 @@ app.command("ask")(ask)
 app.command("generate")(generate)
 app.command("models")(models)
 app.command("doctor")(doctor)
+app.add_typer(eval_app, name="eval")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -187,3 +187,56 @@ def test_search_evaluation_end_to_end_on_a_real_package(tmp_path, monkeypatch):
     hits = [replace(h, path=h.path.removeprefix(prefix)) for h in searcher.search(annotation.query, k=20)]
     ranked, relevance = annotation_relevance(annotation, hits)
     assert relevance == {"t0": 2.0, "t1": 1.0} and "t0" in ranked
+
+
+def test_eval_cli_bad_input():
+    from conftest import assert_one_line_error, run_lctk
+
+    haystack = str(JARGON)
+    assert_one_line_error(run_lctk("eval", "ask", "--haystack", haystack, "--task", "nope"), 2, "--task must be one of")
+    assert_one_line_error(run_lctk("eval", "ask", "--haystack", haystack, "--lengths", "4q"), 2, "not a token count")
+    assert_one_line_error(run_lctk("eval", "ask", "--haystack", haystack, "--scoring", "fuzzy"), 2, "--scoring")
+    assert_one_line_error(run_lctk("eval", "ask", "--haystack", "/nonexistent.txt"), 1, "no such file")
+    assert_one_line_error(run_lctk("eval", "search", "/nonexistent"), 1, "no such directory")
+    assert_one_line_error(run_lctk("eval", "search", ".", "--docstrings", "--annotations", "a.json"), 2, "not both")
+
+
+@pytest.mark.slow
+def test_eval_ask_cli_runs_passkey_tasks_with_the_default_models():
+    import json
+
+    from conftest import run_lctk
+
+    result = run_lctk("eval", "ask", "--haystack", str(JARGON), "--task", "passkey", "--lengths", "1k",
+                      "--depths", "2", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["depth"] for r in report["results"]] == [0.0, 1.0] and report["retrieval_model"] == "gemma3-270m"
+    assert all(r["kept"] == 1.0 for r in report["results"])  # the pass key survives retrieval at both ends
+    assert 0.0 <= report["mean_score"] <= 1.0
+    text = run_lctk("eval", "ask", "--haystack", str(JARGON), "--task", "passkey", "--lengths", "1k", "--depths", "1")
+    assert text.exit_code == 0 and "tokens" in text.stdout and "passkey: answers" in text.stdout
+
+
+@pytest.mark.slow
+def test_eval_search_cli_on_docstrings_and_annotations(tmp_path):
+    import json
+    import json as stdlib_json
+    import shutil
+
+    from conftest import run_lctk
+
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(stdlib_json.__file__).parent, repo / "json", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"LCTK_INDEX_DIR": str(tmp_path / "indexes")}
+    result = run_lctk("eval", "search", str(repo), "--limit", "6", "--format", "json", env=env)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["modes"]) == {"lexical", "dense", "hybrid"} and report["modes"]["hybrid"]["queries"] == 6
+    annotations = tmp_path / "queries.json"
+    annotations.write_text(json.dumps([{"query": "decode a JSON document into Python objects", "relevant": ["json/decoder.py"],
+                                        "secondary": ["json/__init__.py"]}]))
+    text = run_lctk("eval", "search", str(repo), "--annotations", str(annotations), "--modes", "hybrid", env=env)
+    assert text.exit_code == 0, text.stderr
+    assert text.stdout.splitlines()[0].split() == ["mode", "MRR", "R@1", "R@5", "R@10", "NDCG@10"]
+    assert text.stdout.splitlines()[1].startswith("hybrid") and "1 queries" in text.stderr

@@ -1,0 +1,190 @@
+"""`lctk eval`: measure ask and search on the user's own documents and repositories, offline.
+
+Results go to stdout (a table, or JSON with --format json), progress to stderr. Low scores
+still exit 0: this is a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from lctk.options import BackendOption, EmbedModelOption, FormatOption, ModelOption, OutputFormat
+
+eval_app = typer.Typer(
+    name="eval", help="Evaluate ask and search on your own data (needle tests, docstring and annotated queries).",
+    no_args_is_help=True, add_completion=False,
+)
+
+
+def parse_lengths(text: str) -> list[int]:
+    """'4k,8k,16000' -> [4096, 8192, 16000]."""
+    from lctk.errors import UsageError
+
+    lengths = []
+    for piece in text.split(","):
+        piece = piece.strip().lower()
+        try:
+            value = int(float(piece[:-1]) * 1024) if piece.endswith("k") else int(piece)
+        except ValueError:
+            raise UsageError(f"--lengths: {piece!r} is not a token count (use e.g. 4k,8k,16000)") from None
+        if value < 64:
+            raise UsageError(f"--lengths: {piece!r} is too short (64 tokens at least)")
+        lengths.append(value)
+    if not lengths:
+        raise UsageError("--lengths is empty")
+    return lengths
+
+
+@eval_app.command("ask")
+def eval_ask(
+    haystack: Annotated[str, typer.Option("--haystack", help="Text, PDF, Markdown, HTML, EPUB or DOCX whose text the needles go into.")],
+    task: Annotated[str, typer.Option("--task", help="needle, passkey, multi-needle or thread.")] = "needle",
+    lengths: Annotated[str, typer.Option("--lengths", help="Document lengths in retrieval-model tokens, e.g. 4k,8k,16k.")] = "4k,8k",
+    depths: Annotated[int, typer.Option("--depths", min=1, help="Needle depths, evenly from 0% to 100%.")] = 5,
+    needles: Annotated[int, typer.Option("--needles", min=1, help="Facts per multi-needle task.")] = 3,
+    hops: Annotated[int, typer.Option("--hops", min=1, help="Assignments after the first in a thread task.")] = 3,
+    scoring: Annotated[str, typer.Option("--scoring", help="substring or exact (whole words).")] = "substring",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated needles.")] = 0,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Run at most N of the length x depth tasks.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", min=1, help="Most tokens per answer.")] = 48,
+    retrieval_model: Annotated[Optional[str], typer.Option("--retrieval-model", help="Model whose attention picks sentences; always on torch (default: gemma3-270m).", show_default=False)] = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    output_format: FormatOption = OutputFormat.text,
+) -> None:
+    """Needle-in-a-haystack, passkey, multi-needle or thread tasks through `lctk ask`."""
+    import json
+    import time
+
+    from lctk.config import writable_cache_subdir
+    from lctk.console import progress_callback, write_stdout
+    from lctk.documents.load import document_from_text, load_document
+    from lctk.errors import UsageError
+    from lctk.evaluation.haystack import KINDS, Haystack
+    from lctk.evaluation.haystack import depths as depth_list
+    from lctk.evaluation.metrics import answer_score
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+    from lctk.options import backend_value
+    from lctk.retrieval.qa import answer
+
+    if task not in KINDS:
+        raise UsageError(f"--task must be one of {', '.join(KINDS)} (got {task!r})")
+    if scoring not in ("substring", "exact"):
+        raise UsageError(f"--scoring must be substring or exact (got {scoring!r})")
+    sizes = parse_lengths(lengths)
+    source = load_document(haystack, writable_cache_subdir("documents"))
+    retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
+    answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend_value(backend))
+    hay = Haystack(source.text, retriever.count_tokens)
+    plan = [(length, depth) for length in sizes for depth in depth_list(depths)][:limit]
+    rows = []
+    with progress_callback(f"eval ask ({task})", log_every=30.0) as on_progress:
+        for done, (length, depth) in enumerate(plan):
+            made = hay.task(task, length, depth, seed, needles=needles, hops=hops)
+            started = time.perf_counter()
+            result = answer(document_from_text(f"{task}-{length}-{depth}", made.document), made.question, retriever,
+                            answerer, choice.backend, max_tokens=max_tokens)
+            evidence = "\n".join(e.text for e in result.evidence)
+            rows.append({
+                "length": length, "depth": depth, "tokens": made.tokens,
+                "score": answer_score(result.answer, made.expected, scoring),
+                "kept": answer_score(evidence, made.expected, "substring"),
+                "answer": result.answer, "expected": list(made.expected), "windows": result.windows_total,
+                "seconds": round(time.perf_counter() - started, 2),
+            })
+            if on_progress is not None:
+                on_progress(done + 1, len(plan))
+    summary = {
+        "task": task, "haystack": source.name, "scoring": scoring, "seed": seed,
+        "retrieval_model": retriever.model_id, "answer_model": answerer.model_id, "answer_backend": choice.backend,
+        "mean_score": round(sum(r["score"] for r in rows) / len(rows), 4) if rows else 0.0,
+        "mean_kept": round(sum(r["kept"] for r in rows) / len(rows), 4) if rows else 0.0,
+        "results": rows,
+    }
+    if output_format == OutputFormat.json:
+        write_stdout(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        return
+    write_stdout(render_grid(rows, "score") + "\n")
+    write_stdout(f"{task}: answers {summary['mean_score']:.0%} right, facts kept in the evidence "
+                 f"{summary['mean_kept']:.0%} ({len(rows)} tasks, {retriever.model_id} retrieval, "
+                 f"{answerer.model_id} answers)\n")
+
+
+def render_grid(rows: list[dict], field: str) -> str:
+    """A length x depth table of one field (0..1 shown as percentages)."""
+    lengths = sorted({r["length"] for r in rows})
+    depths = sorted({r["depth"] for r in rows})
+    cells = {(r["length"], r["depth"]): r[field] for r in rows}
+    header = "tokens  " + " ".join(f"{d:>6.0%}" for d in depths)
+    lines = [header]
+    for length in lengths:
+        values = [cells.get((length, d)) for d in depths]
+        lines.append(f"{length:>6}  " + " ".join(f"{v:>6.0%}" if v is not None else f"{'-':>6}" for v in values))
+    return "\n".join(lines)
+
+
+@eval_app.command("search")
+def eval_search(
+    path: Annotated[str, typer.Argument(help="Repository to evaluate on.")] = ".",
+    docstrings: Annotated[bool, typer.Option("--docstrings", help="Docstring summary -> function tasks from the repository's Python (the default).")] = False,
+    annotations: Annotated[Optional[str], typer.Option("--annotations", help="semble-style JSON: [{query, relevant, secondary, category}].", show_default=False)] = None,
+    modes: Annotated[str, typer.Option("--modes", help="Comma-separated search modes.")] = "lexical,dense,hybrid",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N queries (a fixed random subset).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit subset.")] = 0,
+    embed_model: EmbedModelOption = None,
+    output_format: FormatOption = OutputFormat.text,
+) -> None:
+    """MRR, R@1/5/10 and NDCG@10 of search on docstring tasks or your own annotated queries."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.errors import InputError, UsageError
+    from lctk.evaluation.annotations import read_annotations
+    from lctk.evaluation.search_eval import (
+        annotation_relevance,
+        build_docstring_corpus,
+        docstring_relevance,
+        evaluate,
+        sample,
+    )
+    from lctk.retrieval.api import open_index
+    from lctk.sources.walk import walk_sources
+
+    if docstrings and annotations:
+        raise UsageError("use --docstrings or --annotations, not both")
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"no such directory: {path}")
+    with tempfile.TemporaryDirectory(prefix="lctk-eval-") as scratch, progress_callback("eval search", log_every=30.0) as on_progress:
+        if annotations:
+            items = sample(read_annotations(annotations), limit, seed)
+            searcher = open_index(root, embed_model).searcher
+            queries = [a.query for a in items]
+            report = evaluate(searcher, queries, lambda i, hits: annotation_relevance(items[i], hits), chosen,
+                              progress=on_progress)
+            source = f"annotations {annotations}"
+        else:
+            files = [(f.path, Path(os.path.relpath(f.path, root)).as_posix()) for f in walk_sources([root]).files
+                     if f.language == "python"]
+            files = [(f, rel) for f, rel in files if ".." not in Path(rel).parts]  # never write outside the copy
+            tasks = sample(build_docstring_corpus(files, Path(scratch) / "corpus"), limit, seed)
+            if not tasks:
+                raise InputError(f"{path}: no Python function with a docstring summary of 4+ words; use --annotations")
+            searcher = open_index(Path(scratch) / "corpus", embed_model).searcher
+            report = evaluate(searcher, [t.query for t in tasks], lambda i, hits: docstring_relevance(tasks[i], hits),
+                              chosen, progress=on_progress)
+            source = "docstrings"
+    if output_format == OutputFormat.json:
+        write_stdout(json.dumps({"path": path, "tasks": source, "modes": report}, indent=2) + "\n")
+        return
+    write_stdout(f"{'mode':<8} {'MRR':>6} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'NDCG@10':>8}\n")
+    for mode, row in report.items():
+        write_stdout(f"{mode:<8} {row['MRR']:>6.3f} {row['R@1']:>6.3f} {row['R@5']:>6.3f} {row['R@10']:>6.3f} {row['NDCG@10']:>8.3f}\n")
+    err_console().print(f"lctk: {next(iter(report.values()))['queries']} queries from {source}", markup=False, highlight=False)
