@@ -240,3 +240,18 @@ def test_eval_search_cli_on_docstrings_and_annotations(tmp_path):
     assert text.exit_code == 0, text.stderr
     assert text.stdout.splitlines()[0].split() == ["mode", "MRR", "R@1", "R@5", "R@10", "NDCG@10"]
     assert text.stdout.splitlines()[1].startswith("hybrid") and "1 queries" in text.stderr
+
+
+def test_heatmap_png_is_written_atomically(tmp_path):
+    from lctk.evaluation.plot import heatmap
+
+    rows = [{"length": n, "depth": d, "score": (i + j) % 3 / 2} for i, n in enumerate((4096, 8192, 16384))
+            for j, d in enumerate(depths(5))]
+    out = heatmap(rows, tmp_path / "niah.png", "needle test")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert [p.name for p in tmp_path.iterdir()] == ["niah.png"]  # no temporary left behind
+    with pytest.raises(InputError, match="no such directory"):
+        heatmap(rows, tmp_path / "missing" / "x.png", "t")
+    with pytest.raises(InputError, match=".png"):
+        heatmap(rows, tmp_path / "x.jpg", "t")

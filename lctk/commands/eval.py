@@ -49,6 +49,7 @@ def eval_ask(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated needles.")] = 0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Run at most N of the length x depth tasks.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", min=1, help="Most tokens per answer.")] = 48,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Also write a depth x length heat map of the scores to this .png.", show_default=False)] = None,
     retrieval_model: Annotated[Optional[str], typer.Option("--retrieval-model", help="Model whose attention picks sentences; always on torch (default: gemma3-270m).", show_default=False)] = None,
     model: ModelOption = None,
     backend: BackendOption = None,
@@ -75,6 +76,8 @@ def eval_ask(
     if scoring not in ("substring", "exact"):
         raise UsageError(f"--scoring must be substring or exact (got {scoring!r})")
     sizes = parse_lengths(lengths)
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise UsageError(f"--plot {plot}: give a .png file name")
     source = load_document(haystack, writable_cache_subdir("documents"))
     retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
     answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend_value(backend))
@@ -104,6 +107,12 @@ def eval_ask(
         "mean_kept": round(sum(r["kept"] for r in rows) / len(rows), 4) if rows else 0.0,
         "results": rows,
     }
+    if plot is not None and rows:
+        from lctk.evaluation.plot import heatmap
+
+        heatmap(rows, plot, f"lctk ask, {task} in {source.name}: {summary['mean_score']:.0%} right "
+                            f"({retriever.model_id} retrieval, {answerer.model_id} answers)")
+        summary["plot"] = plot
     if output_format == OutputFormat.json:
         write_stdout(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         return

@@ -1,0 +1,56 @@
+"""Figures for `lctk eval`: the needle-in-a-haystack heat map (depth x length)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from lctk.errors import InputError
+
+
+def heatmap(rows: Sequence[dict], path: str | os.PathLike, title: str, field: str = "score") -> Path:
+    """Write a PNG heat map of `field` (0..1) by needle depth (rows) and document length (columns).
+
+    Red is 0, green is 1, each cell labelled with its value; written to a temporary file and
+    renamed, so an interrupted run never leaves half a PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise InputError(f"--plot {path}: give a .png file name")
+    if not target.parent.is_dir():
+        raise InputError(f"--plot {path}: no such directory {target.parent}")
+    lengths = sorted({r["length"] for r in rows})
+    depths = sorted({r["depth"] for r in rows})
+    cells = {(r["length"], r["depth"]): r[field] for r in rows}
+    grid = [[cells.get((length, depth), float("nan")) for length in lengths] for depth in depths]
+    colours = LinearSegmentedColormap.from_list("score", ["#d7301f", "#fdcc8a", "#1a9850"])
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.1 * len(lengths) + 2.5), max(3.0, 0.6 * len(depths) + 1.8)))
+    image = axes.imshow(grid, cmap=colours, vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(lengths)), [f"{n / 1024:g}k" if n % 256 == 0 else f"{n:,}" for n in lengths])
+    axes.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
+    axes.set_xlabel("document length (tokens)")
+    axes.set_ylabel("needle depth")
+    axes.set_title(title, fontsize=10)
+    for y, row in enumerate(grid):
+        for x, value in enumerate(row):
+            if value == value:  # not NaN
+                axes.text(x, y, f"{value:.0%}", ha="center", va="center", fontsize=8, color="black")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        figure.savefig(temporary, dpi=120, format="png")
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(figure)
+    return target
