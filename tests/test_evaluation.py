@@ -255,3 +255,58 @@ def test_heatmap_png_is_written_atomically(tmp_path):
         heatmap(rows, tmp_path / "missing" / "x.png", "t")
     with pytest.raises(InputError, match=".png"):
         heatmap(rows, tmp_path / "x.jpg", "t")
+
+
+def test_compress_retention_summary_and_chart(tmp_path):
+    from lctk.evaluation.compress_eval import summarize
+    from lctk.evaluation.plot import retention_chart
+
+    rows = [{"id": f"t{i}", "kind": "needle", "method": m, "ratio": r, "retention": float(i == 0 or m == "lctk"),
+             "input": 1000, "output": int(1000 / r), "violation": m == "tail" and r == 8}
+            for i in range(2) for m in ("lctk", "tail") for r in (2, 8)]
+    summary = summarize(rows)
+    assert summary["needle"]["lctk"]["retention"] == {2: 1.0, 8: 1.0}
+    assert summary["needle"]["tail"]["retention"] == {2: 0.5, 8: 0.5}
+    assert summary["needle"]["tail"]["violations"] == 2 and summary["needle"]["lctk"]["achieved"] == pytest.approx(5.0)
+    data = retention_chart(summary, tmp_path / "retention.png", "t").read_bytes()
+    assert data[:4] == b"\x89PNG" and len(data) > 5000
+
+
+def test_needle_and_dependency_tasks_from_real_code():
+    from lctk.compress.model import SourceText
+    from lctk.evaluation.compress_eval import dependency_tasks, needle_tasks
+
+    import shutil
+
+    sources = [SourceText("shutil.py", "python", Path(shutil.__file__).read_text(encoding="utf-8"))]
+    needles = needle_tasks(sources, 3, seed=1)
+    assert len(needles) == 3 and needles == needle_tasks(sources, 3, seed=1)
+    for task in needles:
+        edited = task.sources[0].text.split("\n")
+        assert re.match(rf"\s*def {task.name}\b", edited[task.lines[0] - 1])
+        assert task.query not in "\n".join(edited[task.lines[0] - 1 : task.lines[0] + 4])  # its docstring is gone
+    deps = dependency_tasks(sources, lambda text: len(text) // 4, 2, seed=1)
+    assert deps and all(t.kind == "dependency" and t.lines for t in deps)
+    for task in deps:
+        prefix = task.sources[0].text.split("\n")
+        assert all(1 <= line <= len(prefix) for line in task.lines) and task.query.lstrip().startswith(("def", "@", "async"))
+
+
+@pytest.mark.slow
+def test_eval_compress_cli_on_a_real_package(tmp_path):
+    import json
+    import json as stdlib_json
+    import shutil
+
+    from conftest import run_lctk
+
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(stdlib_json.__file__).parent, repo / "json", ignore=shutil.ignore_patterns("__pycache__"))
+    # few LM-scored candidates: first-time scoring costs ~1 s per 50 tokens on 2 cores
+    result = run_lctk("eval", "compress", str(repo), "--tasks", "needle", "--limit", "1", "--ratios", "2,4",
+                      "--candidates", "3", "--methods", "lctk,bm25,tail", "--format", "json", "--plot", str(tmp_path / "r.png"))
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["summary"]["needle"]) == {"lctk", "bm25", "tail"}
+    assert len(report["tasks"]) == 2 * 3 and not any(r["violation"] for r in report["tasks"])
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

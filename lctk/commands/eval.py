@@ -197,3 +197,95 @@ def eval_search(
     for mode, row in report.items():
         write_stdout(f"{mode:<8} {row['MRR']:>6.3f} {row['R@1']:>6.3f} {row['R@5']:>6.3f} {row['R@10']:>6.3f} {row['NDCG@10']:>8.3f}\n")
     err_console().print(f"lctk: {next(iter(report.values()))['queries']} queries from {source}", markup=False, highlight=False)
+
+
+@eval_app.command("compress")
+def eval_compress(
+    path: Annotated[str, typer.Argument(help="Repository to evaluate on (its Python files make the tasks).")] = ".",
+    ratios: Annotated[str, typer.Option("--ratios", help="Compression ratios: budget = whole context / ratio.")] = "2,4,8",
+    tasks: Annotated[str, typer.Option("--tasks", help="needle, dependency or both.")] = "needle,dependency",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Tasks per kind (a fixed random choice for --seed).")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the task choice.")] = 0,
+    methods: Annotated[str, typer.Option("--methods", help="Methods compared in the same run.")] = "lctk,lctk --no-fine,bm25,tail,random",
+    candidates: Annotated[int, typer.Option("--candidates", min=0, help="Chunks the LM scores per task (after BM25).")] = 32,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Also write a retention-vs-ratio chart to this .png.", show_default=False)] = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    output_format: FormatOption = OutputFormat.text,
+) -> None:
+    """Needle and dependency retention of compress vs BM25, tail truncation and random chunks."""
+    import json
+    import os
+    from pathlib import Path
+
+    from lctk.compress.cache import ScoreCache
+    from lctk.compress.model import SourceText
+    from lctk.config import writable_cache_subdir
+    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.errors import InputError, UsageError
+    from lctk.evaluation.compress_eval import KINDS, METHODS, dependency_tasks, evaluate_task, needle_tasks, summarize
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+    from lctk.options import backend_value
+    from lctk.sources.walk import read_text, walk_sources
+
+    try:
+        chosen_ratios = [float(r) for r in ratios.split(",") if r.strip()]
+    except ValueError:
+        raise UsageError(f"--ratios: {ratios!r} is not a list of numbers (e.g. 2,4,8)") from None
+    if not chosen_ratios or any(r <= 1 for r in chosen_ratios):
+        raise UsageError("--ratios must be numbers above 1 (budget = whole context / ratio)")
+    kinds = [k.strip() for k in tasks.split(",") if k.strip()]
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise UsageError(f"--tasks must be needle, dependency or both (got {tasks!r})")
+    chosen_methods = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in chosen_methods if m not in METHODS]
+    if unknown or not chosen_methods:
+        raise UsageError(f"--methods: unknown {unknown[0] if unknown else 'empty'!r}; use {', '.join(METHODS)}")
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise UsageError(f"--plot {plot}: give a .png file name")
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"no such directory: {path}")
+    sources = []
+    for found in walk_sources([root]).files:
+        if found.language == "python":
+            relative = Path(os.path.relpath(found.path, root)).as_posix()
+            try:
+                sources.append(SourceText(relative, "python", read_text(found.path)))
+            except (OSError, UnicodeDecodeError):
+                continue
+    if not sources:
+        raise InputError(f"{path}: no Python files to make tasks from")
+    lm, _ = load_language_model(role_model("score", model).value, "score", backend_value(backend))
+    made = (needle_tasks(sources, limit, seed) if "needle" in kinds else []) + (
+        dependency_tasks(sources, lm.count_tokens, limit, seed) if "dependency" in kinds else [])
+    if not made:
+        raise InputError(f"{path}: no function qualifies (needle: a docstring summary of 5+ words; "
+                         "dependency: a short function after 4,000+ tokens of its file)")
+    cache = ScoreCache(writable_cache_subdir("scores") / "scores.sqlite")
+    rows = []
+    with progress_callback("eval compress", log_every=30.0) as on_progress:
+        for done, task in enumerate(made):
+            rows += evaluate_task(task, lm, cache, chosen_ratios, chosen_methods, candidates)
+            if on_progress is not None:
+                on_progress(done + 1, len(made))
+    summary = summarize(rows)
+    if plot is not None:
+        from lctk.evaluation.plot import retention_chart
+
+        retention_chart(summary, plot, f"lctk compress retention on {root.resolve().name} ({lm.model_id})")
+    if output_format == OutputFormat.json:
+        write_stdout(json.dumps({"path": path, "model": lm.model_id, "ratios": chosen_ratios, "summary": summary,
+                                 "tasks": rows}, indent=2) + "\n")
+        return
+    for kind, by_method in summary.items():
+        count = len({r["id"] for r in rows if r["kind"] == kind})
+        write_stdout(f"{kind} retention ({count} tasks)\n")
+        write_stdout(f"{'method':<16}" + "".join(f"{f'{r:g}x':>8}" for r in chosen_ratios) + f"{'over budget':>13}{'achieved':>10}\n")
+        for method, entry in by_method.items():
+            cells = "".join(f"{entry['retention'].get(r, float('nan')):>8.0%}" for r in chosen_ratios)
+            write_stdout(f"{method:<16}{cells}{entry['violations']:>13}{entry['achieved']:>9.2f}x\n")
+        write_stdout("\n")
+    err_console().print(f"lctk: {len(made)} tasks from {len(sources)} Python files, scored by {lm.model_id}",
+                        markup=False, highlight=False)

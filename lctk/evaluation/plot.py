@@ -1,4 +1,4 @@
-"""Figures for `lctk eval`: the needle-in-a-haystack heat map (depth x length)."""
+"""Figures for `lctk eval`: the needle-in-a-haystack heat map (depth x length), retention vs ratio."""
 
 from __future__ import annotations
 
@@ -9,23 +9,73 @@ from pathlib import Path
 from lctk.errors import InputError
 
 
+def _target(path: str | os.PathLike) -> Path:
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise InputError(f"--plot {path}: give a .png file name")
+    if not target.parent.is_dir():
+        raise InputError(f"--plot {path}: no such directory {target.parent}")
+    return target
+
+
+def _save(figure, target: Path) -> Path:
+    """Write the figure to a temporary file, then rename it into place."""
+    import matplotlib.pyplot as plt
+
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        figure.savefig(temporary, dpi=120, format="png")
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(figure)
+    return target
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def retention_chart(summary: dict, path: str | os.PathLike, title: str) -> Path:
+    """Write a PNG of retention vs compression ratio, one line per method, one panel per task kind."""
+    target = _target(path)
+    plt = _pyplot()
+    kinds = list(summary)
+    figure, panels = plt.subplots(1, max(1, len(kinds)), figsize=(5.0 * max(1, len(kinds)), 3.8), squeeze=False)
+    for panel, kind in zip(panels[0], kinds):
+        for method, entry in summary[kind].items():
+            ratios = sorted(entry["retention"])
+            panel.plot(ratios, [entry["retention"][r] for r in ratios], marker="o", label=method,
+                       linewidth=2.4 if method == "lctk" else 1.4)
+        panel.set_xscale("log", base=2)
+        panel.set_xlabel("compression ratio")
+        panel.set_ylabel("retention")
+        panel.set_ylim(-0.02, 1.02)
+        panel.set_title(f"{kind} retention", fontsize=10)
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return _save(figure, target)
+
+
 def heatmap(rows: Sequence[dict], path: str | os.PathLike, title: str, field: str = "score") -> Path:
     """Write a PNG heat map of `field` (0..1) by needle depth (rows) and document length (columns).
 
     Red is 0, green is 1, each cell labelled with its value; written to a temporary file and
     renamed, so an interrupted run never leaves half a PNG.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    target = _target(path)
+    plt = _pyplot()
     from matplotlib.colors import LinearSegmentedColormap
 
-    target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise InputError(f"--plot {path}: give a .png file name")
-    if not target.parent.is_dir():
-        raise InputError(f"--plot {path}: no such directory {target.parent}")
     lengths = sorted({r["length"] for r in rows})
     depths = sorted({r["depth"] for r in rows})
     cells = {(r["length"], r["depth"]): r[field] for r in rows}
@@ -44,13 +94,4 @@ def heatmap(rows: Sequence[dict], path: str | os.PathLike, title: str, field: st
                 axes.text(x, y, f"{value:.0%}", ha="center", va="center", fontsize=8, color="black")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
     figure.tight_layout()
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        figure.savefig(temporary, dpi=120, format="png")
-        os.replace(temporary, target)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(figure)
-    return target
+    return _save(figure, target)
