@@ -28,6 +28,7 @@ from compress import fetch  # noqa: E402
 from report import write_section  # noqa: E402
 
 from lctk.compress.cache import ScoreCache  # noqa: E402
+from lctk.evaluation.metrics import rank_report  # noqa: E402  (one implementation, shared with `lctk eval`)
 from lctk.models.loader import load_embedder  # noqa: E402
 from lctk.retrieval.lexical import BM25, identifier_tokens  # noqa: E402
 from lctk.retrieval.ranking import Searcher  # noqa: E402
@@ -53,12 +54,9 @@ K = 100  # ranks beyond this count as misses (MRR@100)
 
 def metrics(ranks: list[int | None]) -> dict:
     """MRR@K, R@1/5/10 and NDCG@10 (one relevant item) from 1-based ranks (None = not found)."""
-    r = np.array([rank if rank is not None else 10**9 for rank in ranks], dtype=np.float64)
-    return {
-        "MRR": float(np.mean(np.where(r <= K, 1.0 / r, 0.0))),
-        "R@1": float(np.mean(r <= 1)), "R@5": float(np.mean(r <= 5)), "R@10": float(np.mean(r <= 10)),
-        "NDCG@10": float(np.mean(np.where(r <= 10, 1.0 / np.log2(r + 1), 0.0))),
-    }
+    report = rank_report(ranks, K)
+    report.pop("queries")
+    return report
 
 
 def matrix_ranks(scores: np.ndarray, gold: list[int]) -> list[int]:

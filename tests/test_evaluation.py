@@ -310,3 +310,16 @@ def test_eval_compress_cli_on_a_real_package(tmp_path):
     assert set(report["summary"]["needle"]) == {"lctk", "bm25", "tail"}
     assert len(report["tasks"]) == 2 * 3 and not any(r["violation"] for r in report["tasks"])
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rank_report_matches_the_closed_forms():
+    import numpy as np
+
+    from lctk.evaluation.metrics import rank_report
+
+    ranks = [1, 3, None, 12, 2, 150, 10]
+    r = np.array([x if x is not None else 10**9 for x in ranks], dtype=float)
+    report = rank_report(ranks, k=100)
+    assert report["MRR"] == pytest.approx(np.mean(np.where(r <= 100, 1 / r, 0)))
+    assert report["R@10"] == pytest.approx(np.mean(r <= 10)) and report["R@1"] == pytest.approx(1 / 7)
+    assert report["NDCG@10"] == pytest.approx(np.mean(np.where(r <= 10, 1 / np.log2(r + 1), 0)))

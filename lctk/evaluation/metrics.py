@@ -63,6 +63,13 @@ def ranking_report(runs: Sequence[tuple[Sequence[str], Mapping[str, float]]], k:
     }
 
 
+def rank_report(ranks: Sequence[int | None], k: int = 100) -> dict[str, float]:
+    """The same report for single-target tasks, from each target's 1-based rank (None = not found)."""
+    runs = [(["target"] if rank == 1 else [f"other{i}" for i in range(rank - 1)] + ["target"], {"target": 1.0})
+            if rank is not None and rank <= k else ([], {"target": 1.0}) for rank in ranks]
+    return ranking_report(runs, k)
+
+
 def retention(kept: Iterable, needed: Iterable) -> float:
     """Share of the needed items (lines, definitions, facts) that were kept; 1.0 when none are needed."""
     needed = set(needed)
