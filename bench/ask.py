@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from report import write_section  # noqa: E402
 
 from lctk.documents.load import document_from_text  # noqa: E402
-from lctk.documents.sentences import split_sentences  # noqa: E402
+from lctk.evaluation.haystack import Haystack  # noqa: E402  (the same tasks as `lctk eval ask`)
 from lctk.retrieval.qa import answer as ask  # noqa: E402
 from lctk.retrieval.qa import answer_messages  # noqa: E402
 from lctk.retrieval.infiniretri import RetrievalSettings  # noqa: E402
@@ -42,9 +41,6 @@ from lctk.retrieval.infiniretri import RetrievalSettings  # noqa: E402
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "ask-results.json"
 HAYSTACK = Path(os.environ.get("LCTK_SHARED_DATA", ROOT.parent / "shared" / "data")) / "haystack" / "jargon.txt"
-CITIES = ["Lisbon", "Nairobi", "Osaka", "Quito", "Tromso", "Hanoi", "Perth", "Cusco", "Tbilisi", "Dakar",
-          "Oslo", "Lima", "Accra", "Bergen", "Kyoto", "Porto", "Riga", "Sucre", "Turku", "Zagreb"]
-NOISE = ["The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.", "There and back again."]
 PLAIN_CONTEXT = 8192  # SmolLM2-135M-Instruct's trained window (what `--backend llama` opens)
 MAX_TOKENS = 32
 TUNE = [  # (retrieval model, K, kept cap, weight question rows)
@@ -57,53 +53,18 @@ TUNE = [  # (retrieval model, K, kept cap, weight question rows)
 
 
 class Haystacks:
-    """Sentence-level token counts of the Jargon File and of passkey noise, in retrieval tokens."""
+    """The Jargon File past its title block, as `lctk eval ask` tasks (lctk.evaluation.haystack)."""
 
     def __init__(self, model, longest: int):
         text = HAYSTACK.read_text(encoding="utf-8")
         text = text[text.index("\n\n", 2000) :]  # past the title block
         self.text = text[: longest * 6]
-        self.sentences = [(s.start, s.end) for s in split_sentences(self.text)]
-        self.counts = [model.count_tokens(self.text[a:b] + " ") for a, b in self.sentences]
-        noise_counts = [model.count_tokens(n + " ") for n in NOISE]
-        self.noise = (NOISE, noise_counts)
+        self._tasks = Haystack(self.text, model.count_tokens)
 
     def document(self, task: str, length: int, depth: float, seed: int) -> tuple[str, str, str]:
         """Return (document, question, expected value) with the needle at `depth` of `length` tokens."""
-        rng = random.Random(f"{task}-{length}-{depth}-{seed}")
-        if task == "passkey":
-            value = str(rng.randrange(10000, 99999))
-            needle = f"The pass key is {value}. Remember it. {value} is the pass key."
-            question = "What is the pass key?"
-            pieces, counts = self.noise
-            sentences, total = [], 0
-            while total < length:
-                sentences.append(pieces[len(sentences) % len(pieces)])
-                total += counts[(len(sentences) - 1) % len(pieces)]
-            at = _boundary([counts[i % len(pieces)] for i in range(len(sentences))], depth)
-            return " ".join(sentences[:at] + [needle] + sentences[at:]), question, value
-        city, value = rng.choice(CITIES), str(rng.randrange(1000000, 9999999))
-        needle = f"The special magic number for {city} is {value}."
-        question = f"What is the special magic number for {city}?"
-        end, total = 0, 0
-        while total < length:
-            total += self.counts[end]
-            end += 1
-        at = _boundary(self.counts[:end], depth)
-        cut = self.sentences[at][0] if at < end else self.sentences[end - 1][1]
-        stop = self.sentences[end - 1][1]
-        before, after = self.text[:cut], self.text[cut:stop]
-        return f"{before}{needle} {after}" if at < end else f"{before} {needle}", question, value
-
-
-def _boundary(counts: list[int], depth: float) -> int:
-    """Index of the sentence before which the needle goes so that `depth` of the tokens precede it."""
-    target, total = depth * sum(counts), 0
-    for index, count in enumerate(counts):
-        if total >= target:
-            return index
-        total += count
-    return len(counts)
+        made = self._tasks.task(task, length, depth, seed)
+        return made.document, made.question, made.expected[0]
 
 
 # ------------------------------------------------------------------ systems

@@ -67,31 +67,44 @@ class _Sentences:
             counts.append(self._count(len(counts)))
         return len(counts), counts
 
-    def text_of(self, first: int, last: int) -> str:
-        if first >= last:
-            return ""
-        if self.repeat:
-            return " ".join(self.text[self.sentences[i % len(self.sentences)].start : self.sentences[i % len(self.sentences)].end]
-                            for i in range(first, last))
-        return self.text[self.sentences[first].start : self.sentences[last - 1].end]
-
     def build(self, length: int, needles: Sequence[tuple[float, str]]) -> tuple[str, tuple, int]:
-        """Insert needles (depth, sentence) at sentence boundaries; return (document, spans, tokens)."""
+        """Insert needles (depth, sentence) at sentence boundaries; return (document, spans, tokens).
+
+        The haystack keeps its own text and whitespace; a needle goes right before the sentence at
+        its boundary, followed by a space (at the very end: after a space). Filler sentences are
+        joined by single spaces.
+        """
         end, counts = self.span(length)
         total = sum(counts)
-        cuts = [_boundary(counts, depth, total) for depth, _ in needles]
+        placed = sorted(((_boundary(counts, depth, total), order, needle) for order, (depth, needle) in enumerate(needles)))
+        if self.repeat:
+            pieces = [self.text[self.sentences[i % len(self.sentences)].start : self.sentences[i % len(self.sentences)].end]
+                      for i in range(end)]
+            for shift, (cut, _, needle) in enumerate(placed):
+                pieces.insert(cut + shift, needle)
+            document = " ".join(pieces)
+            spans, position = [], 0
+            needle_set = {id(n) for _, _, n in placed}
+            for piece in pieces:
+                if id(piece) in needle_set:
+                    spans.append((position, position + len(piece)))
+                position += len(piece) + 1
+            return document, tuple(spans), total
+        stop = self.sentences[end - 1].end
         parts, spans, at, position = [], [], 0, 0
-        for cut, needle in sorted(zip(cuts, (n for _, n in needles)), key=lambda item: item[0]):
-            before = self.text_of(at, cut)
-            if before:
-                parts.append(before + " ")
-                position += len(before) + 1
+        for cut, _, needle in placed:
+            offset = self.sentences[cut].start if cut < end else stop
+            parts.append(self.text[at:offset])
+            position += offset - at
+            if cut >= end:  # after the last sentence
+                parts.append(" ")
+                position += 1
             spans.append((position, position + len(needle)))
-            parts.append(needle + " ")
-            position += len(needle) + 1
-            at = cut
-        parts.append(self.text_of(at, end))
-        return "".join(parts).rstrip(), tuple(spans), total
+            parts.append(needle if cut >= end else needle + " ")
+            position += len(needle) + (0 if cut >= end else 1)
+            at = offset
+        parts.append(self.text[at:stop])
+        return "".join(parts), tuple(spans), total
 
 
 class Haystack:
@@ -111,7 +124,7 @@ class Haystack:
             raise InputError(f"depth {depth} is outside 0..1")
         if length <= 0:
             raise InputError("length must be positive")
-        rng = random.Random(f"{kind}|{length}|{depth}|{seed}")
+        rng = random.Random(f"{kind}-{length}-{depth}-{seed}")
         if kind == "passkey":
             value = str(rng.randrange(10000, 99999))
             source = self._filler
