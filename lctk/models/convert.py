@@ -45,12 +45,13 @@ def conversion_key(gguf_path: Path) -> str:
         digest = sha.hexdigest()[:16]
         memo = {k: v for k, v in memo.items() if Path(k.split("|", 1)[0]).exists()}  # forget removed files
         memo[stamp] = digest
-        try:
-            from lctk.storage import atomic_write_bytes
+        if memo_path.parent.is_dir():  # never create the cache just to remember a digest (listing creates nothing)
+            try:
+                from lctk.storage import atomic_write_bytes
 
-            atomic_write_bytes(memo_path, json.dumps(memo, indent=1).encode())
-        except OSError:
-            pass  # a read-only cache only costs the hash next time
+                atomic_write_bytes(memo_path, json.dumps(memo, indent=1).encode())
+            except OSError:
+                pass  # a read-only cache only costs the hash next time
     return digest
 
 
