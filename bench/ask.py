@@ -34,6 +34,7 @@ from report import write_section  # noqa: E402
 
 from lctk.documents.load import document_from_text  # noqa: E402
 from lctk.evaluation.haystack import Haystack  # noqa: E402  (the same tasks as `lctk eval ask`)
+from lctk.evaluation.metrics import answer_score  # noqa: E402  (and the same scoring)
 from lctk.retrieval.qa import answer as ask  # noqa: E402
 from lctk.retrieval.qa import answer_messages  # noqa: E402
 from lctk.retrieval.infiniretri import RetrievalSettings  # noqa: E402
@@ -215,7 +216,7 @@ def sweep(args, results: dict) -> None:
                         reference = reference or Reference(args.retrieval)
                         row = reference.run(document, question, value)
                     row.update(value=value, seconds=round(time.perf_counter() - started, 2))
-                    row["correct"] = {name: value in text for name, text in row["answers"].items()}
+                    row["correct"] = {name: answer_score(text, [value]) == 1.0 for name, text in row["answers"].items()}
                     results[key] = row
                     save_results(results)
                     print(f"{tag:55s} {task:8s} {length:6d} {depth:5.2f} kept={row['kept']!s:5s} "
