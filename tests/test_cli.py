@@ -159,8 +159,17 @@ def test_doctor_loads_every_default_model(attention_lm):
     assert "384 dims" in checks["embed model"]["detail"]
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts background commands with SIGINT ignored, and the child
+    # would inherit that; the test is about what lctk does with a Ctrl-C it can receive.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _lctk_process(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lctk", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "lctk", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=_default_sigint)
 
 
 def test_closed_stdout_stops_quietly_with_sigpipe_status():
@@ -177,7 +186,10 @@ def test_ctrl_c_exits_130_with_one_line():
     proc = _lctk_process("generate", "-m", "gemma3-270m", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "-n", "3000")
     assert len(proc.stdout.read(8)) == 8  # generation is under way
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130
+    try:
+        assert proc.wait(timeout=120) == 130
+    finally:
+        proc.kill()  # never leave a 3,000-token generation running after a failure
     assert proc.stderr.read().decode().strip() == "error: interrupted"
 
 
