@@ -58,6 +58,7 @@ def eval_ask(
     """Needle-in-a-haystack, passkey, multi-needle or thread tasks through `lctk ask`."""
     import json
     import time
+    from pathlib import Path
 
     from lctk.config import writable_cache_subdir
     from lctk.console import progress_callback, write_stdout
@@ -110,7 +111,7 @@ def eval_ask(
     if plot is not None and rows:
         from lctk.evaluation.plot import heatmap
 
-        heatmap(rows, plot, f"lctk ask, {task} in {source.name}: {summary['mean_score']:.0%} right "
+        heatmap(rows, plot, f"lctk ask, {task} in {Path(source.name).name}: {summary['mean_score']:.0%} right "
                             f"({retriever.model_id} retrieval, {answerer.model_id} answers)")
         summary["plot"] = plot
     if output_format == OutputFormat.json:

@@ -34,6 +34,12 @@ def _save(figure, target: Path) -> Path:
     return target
 
 
+def _wrap(title: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
+
+
 def _pyplot():
     import matplotlib
 
@@ -61,7 +67,7 @@ def retention_chart(summary: dict, path: str | os.PathLike, title: str) -> Path:
         panel.set_title(f"{kind} retention", fontsize=10)
         panel.grid(alpha=0.3)
         panel.legend(fontsize=8)
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(_wrap(title, 90 * max(1, len(kinds))), fontsize=10)
     figure.tight_layout()
     return _save(figure, target)
 
@@ -81,13 +87,14 @@ def heatmap(rows: Sequence[dict], path: str | os.PathLike, title: str, field: st
     cells = {(r["length"], r["depth"]): r[field] for r in rows}
     grid = [[cells.get((length, depth), float("nan")) for length in lengths] for depth in depths]
     colours = LinearSegmentedColormap.from_list("score", ["#d7301f", "#fdcc8a", "#1a9850"])
-    figure, axes = plt.subplots(figsize=(max(4.0, 1.1 * len(lengths) + 2.5), max(3.0, 0.6 * len(depths) + 1.8)))
+    width = max(4.0, 1.1 * len(lengths) + 2.5)
+    figure, axes = plt.subplots(figsize=(width, max(3.0, 0.6 * len(depths) + 1.8)))
     image = axes.imshow(grid, cmap=colours, vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(lengths)), [f"{n / 1024:g}k" if n % 256 == 0 else f"{n:,}" for n in lengths])
     axes.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
     axes.set_xlabel("document length (tokens)")
     axes.set_ylabel("needle depth")
-    axes.set_title(title, fontsize=10)
+    axes.set_title(_wrap(title, int(width * 8)), fontsize=10)
     for y, row in enumerate(grid):
         for x, value in enumerate(row):
             if value == value:  # not NaN
