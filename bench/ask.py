@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from report import write_section  # noqa: E402
 
+from lctk.commands.eval import parse_lengths  # noqa: E402  (the same --lengths syntax as `lctk eval ask`)
 from lctk.documents.load import document_from_text  # noqa: E402
 from lctk.evaluation.haystack import Haystack  # noqa: E402  (the same tasks as `lctk eval ask`)
 from lctk.evaluation.metrics import answer_score  # noqa: E402  (and the same scoring)
@@ -175,11 +176,6 @@ def save_results(results: dict) -> None:
     tmp.replace(RESULTS)
 
 
-def parse_length(text: str) -> int:
-    text = text.strip().lower()
-    return int(float(text[:-1]) * 1024) if text.endswith("k") else int(text)
-
-
 def depths_of(count: int) -> list[float]:
     return [round(i / (count - 1), 3) for i in range(count)] if count > 1 else [0.5]
 
@@ -187,7 +183,7 @@ def depths_of(count: int) -> list[float]:
 def sweep(args, results: dict) -> None:
     models = Models()
     retriever = models.get(args.retrieval, "torch", "attention")
-    lengths = [parse_length(x) for x in args.lengths.split(",")]
+    lengths = parse_lengths(args.lengths)
     hay = Haystacks(retriever, max(lengths))
     settings = RetrievalSettings(args.window, args.top_k, args.phrase, args.kept_tokens, args.weight_rows)
     answerers = [tuple(a.split("/")) for a in args.answerers.split(",")]
@@ -273,7 +269,7 @@ def cost_per_window(args) -> dict:
 def peak_rss(args) -> dict:
     """Peak RSS of a whole `lctk.retrieval.ask` run in a fresh process, per document length."""
     out = {}
-    for length in [parse_length(x) for x in args.rss_lengths.split(",")]:
+    for length in parse_lengths(args.rss_lengths):
         child = subprocess.Popen([sys.executable, __file__, "--rss-child", str(length), "--retrieval", args.retrieval,
                                   "--kept-tokens", str(args.kept_tokens), "--top-k", str(args.top_k)]
                                  + (["--weight-rows"] if args.weight_rows else ["--no-weight-rows"]),

@@ -37,6 +37,19 @@ def parse_lengths(text: str) -> list[int]:
     return lengths
 
 
+def python_files(root):
+    """The repository's Python files (lctk's walker: ignores, binaries, size limits), each with its
+    posix path relative to `root`; files reached through links that lead outside `root` are left out."""
+    import os
+    from pathlib import Path
+
+    from lctk.sources.walk import walk_sources
+
+    found = [(f.path, Path(os.path.relpath(f.path, root)).as_posix()) for f in walk_sources([Path(root)]).files
+             if f.language == "python"]
+    return [(path, relative) for path, relative in found if ".." not in Path(relative).parts]
+
+
 @eval_app.command("ask")
 def eval_ask(
     haystack: Annotated[str, typer.Option("--haystack", help="Text, PDF, Markdown, HTML, EPUB or DOCX whose text the needles go into.")],
@@ -149,7 +162,6 @@ def eval_search(
 ) -> None:
     """MRR, R@1/5/10 and NDCG@10 of search on docstring tasks or your own annotated queries."""
     import json
-    import os
     import tempfile
     from pathlib import Path
 
@@ -164,7 +176,6 @@ def eval_search(
         sample,
     )
     from lctk.retrieval.api import open_index
-    from lctk.sources.walk import walk_sources
 
     if docstrings and annotations:
         raise UsageError("use --docstrings or --annotations, not both")
@@ -181,9 +192,7 @@ def eval_search(
                               progress=on_progress)
             source = f"annotations {annotations}"
         else:
-            files = [(f.path, Path(os.path.relpath(f.path, root)).as_posix()) for f in walk_sources([root]).files
-                     if f.language == "python"]
-            files = [(f, rel) for f, rel in files if ".." not in Path(rel).parts]  # never write outside the copy
+            files = python_files(root)
             tasks = sample(build_docstring_corpus(files, Path(scratch) / "corpus"), limit, seed)
             if not tasks:
                 raise InputError(f"{path}: no Python function with a docstring summary of 4+ words; use --annotations")
@@ -216,7 +225,6 @@ def eval_compress(
 ) -> None:
     """Needle and dependency retention of compress vs BM25, tail truncation and random chunks."""
     import json
-    import os
     from pathlib import Path
 
     from lctk.compress.cache import ScoreCache
@@ -228,7 +236,7 @@ def eval_compress(
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
     from lctk.options import backend_value
-    from lctk.sources.walk import read_text, walk_sources
+    from lctk.sources.walk import read_text
 
     try:
         chosen_ratios = [float(r) for r in ratios.split(",") if r.strip()]
@@ -249,13 +257,11 @@ def eval_compress(
     if not root.is_dir():
         raise InputError(f"no such directory: {path}")
     sources = []
-    for found in walk_sources([root]).files:
-        if found.language == "python":
-            relative = Path(os.path.relpath(found.path, root)).as_posix()
-            try:
-                sources.append(SourceText(relative, "python", read_text(found.path)))
-            except (OSError, UnicodeDecodeError):
-                continue
+    for found, relative in python_files(root):
+        try:
+            sources.append(SourceText(relative, "python", read_text(found)))
+        except (OSError, UnicodeDecodeError):
+            continue
     if not sources:
         raise InputError(f"{path}: no Python files to make tasks from")
     lm, _ = load_language_model(role_model("score", model).value, "score", backend_value(backend))

@@ -61,10 +61,12 @@ class _Sentences:
     def span(self, length: int) -> tuple[int, list[int]]:
         """Number of leading sentences that hold at least `length` tokens, and their counts."""
         counts: list[int] = []
-        while sum(counts) < length:
+        total = 0
+        while total < length:
             if not self.repeat and len(counts) == len(self.sentences):
-                raise InputError(f"the haystack holds only {sum(counts):,} tokens; {length:,} were asked for")
+                raise InputError(f"the haystack holds only {total:,} tokens; {length:,} were asked for")
             counts.append(self._count(len(counts)))
+            total += counts[-1]
         return len(counts), counts
 
     def build(self, length: int, needles: Sequence[tuple[float, str]]) -> tuple[str, tuple, int]:
@@ -78,18 +80,16 @@ class _Sentences:
         total = sum(counts)
         placed = sorted(((_boundary(counts, depth, total), order, needle) for order, (depth, needle) in enumerate(needles)))
         if self.repeat:
-            pieces = [self.text[self.sentences[i % len(self.sentences)].start : self.sentences[i % len(self.sentences)].end]
-                      for i in range(end)]
+            filler = [self.text[s.start : s.end] for s in self.sentences]
+            pieces: list[tuple[str, bool]] = [(filler[i % len(filler)], False) for i in range(end)]
             for shift, (cut, _, needle) in enumerate(placed):
-                pieces.insert(cut + shift, needle)
-            document = " ".join(pieces)
+                pieces.insert(cut + shift, (needle, True))
             spans, position = [], 0
-            needle_set = {id(n) for _, _, n in placed}
-            for piece in pieces:
-                if id(piece) in needle_set:
+            for piece, is_needle in pieces:
+                if is_needle:
                     spans.append((position, position + len(piece)))
                 position += len(piece) + 1
-            return document, tuple(spans), total
+            return " ".join(piece for piece, _ in pieces), tuple(spans), total
         stop = self.sentences[end - 1].end
         parts, spans, at, position = [], [], 0, 0
         for cut, _, needle in placed:

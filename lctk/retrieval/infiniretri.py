@@ -97,7 +97,8 @@ def retrieve(
         read = sum(len(_sentence_ids(model, text, sentences, i, parts)) for i in range(window.first, window.last))
         state = RetrievalState(index + 1, kept, scores, state.tokens_read + read)
         # token ids are kept only for sentences still in play, so memory does not grow with the document
-        parts.sentence_ids = {i: ids for i, ids in parts.sentence_ids.items() if i in set(kept)}
+        still = set(kept)
+        parts.sentence_ids = {i: ids for i, ids in parts.sentence_ids.items() if i in still}
         if on_window is not None:
             on_window(state)
     return state
