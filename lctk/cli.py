@@ -100,6 +100,17 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         print_error(str(exc))
         code = exc.exit_code
+    except MemoryError:
+        print_error("out of memory; try a smaller input, --budget or --window")
+        code = 1
+    except OSError as exc:  # a full disk, a quota, a read-only mount met where no caller expected it
+        if cli_state.verbose:
+            import traceback
+
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        print_error(f"{exc.strerror or exc}{where}")
+        code = 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         if cli_state.verbose:
             import traceback

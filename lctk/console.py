@@ -6,6 +6,7 @@ import logging
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -37,6 +38,10 @@ def write_stdout(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         raise OutputClosedError() from None
+    except OSError as exc:  # e.g. `> /dev/full`, a full disk or quota: say so instead of a traceback
+        from lctk.errors import LctkError
+
+        raise LctkError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 def print_error(message: str) -> None:
@@ -52,7 +57,8 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             prefix = "warning: " if record.levelno >= logging.WARNING else ""
-            _err.print(f"[dim]lctk:[/dim] {prefix}{record.getMessage()}", markup=True, highlight=False)
+            # The message carries user text (paths, queries): escaped, so "[red]" in a file name stays text.
+            _err.print(f"[dim]lctk:[/dim] {prefix}{escape(record.getMessage())}", markup=True, highlight=False)
         except Exception:  # a log line must never take the command down
             self.handleError(record)
 

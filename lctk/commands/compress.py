@@ -51,6 +51,7 @@ def compress(
     from lctk.options import backend_value
     from lctk.sources.languages import LANGUAGES
     from lctk.sources.walk import STDIN, gather_sources
+    from rich.markup import escape
 
     names = list(paths or [])
     if budget is not None and rate is not None:
@@ -72,10 +73,10 @@ def compress(
         raise UsageError("no input: pass files or directories, '-' for stdin, or --stdin-paths")
     sources, skipped = gather_sources(names, stdin_text, lang, include or [], exclude or [])
     console = err_console()
-    for item in skipped:
-        console.print(f"[dim]lctk:[/dim] skipped {item.display_path}: {item.reason}", markup=True, highlight=False)
     if not sources or not any(s.text.strip() for s in sources):
-        raise InputError(f"nothing to compress: no readable source text in {', '.join(names)}" + (f" ({len(skipped)} files skipped)" if skipped else ""))
+        raise InputError(f"nothing to compress: no readable source text in {', '.join(names)}" + _skip_summary(skipped))
+    for item in skipped:
+        console.print(f"[dim]lctk:[/dim] skipped {escape(item.display_path)}: {escape(item.reason)}", markup=True, highlight=False)
     chosen_backend = backend_value(backend)
     lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend)
     counter = load_language_model(tokenizer, "score", chosen_backend)[0] if tokenizer else lm
@@ -95,3 +96,12 @@ def compress(
         f"scored {result.lm_sequences_scored} chunks, {result.lm_cache_hits} from cache",
         markup=True, highlight=False,
     )
+
+
+def _skip_summary(skipped) -> str:
+    """Why nothing was left, folded into the one error line: "(2 files skipped: a.bin: binary, ...)"."""
+    if not skipped:
+        return ""
+    shown = "; ".join(f"{item.display_path}: {item.reason}" for item in skipped[:3])
+    more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f" ({len(skipped)} files skipped: {shown}{more})"

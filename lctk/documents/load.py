@@ -15,6 +15,7 @@ import html.parser
 import json
 import logging
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,7 @@ from lctk.errors import InputError
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+MAX_DOCUMENT_BYTES = 1 << 30  # read whole into memory: beyond this, a document is almost surely not text
 MAX_ARCHIVE_BYTES = 256 * 1024 * 1024  # EPUB/DOCX members, uncompressed, in total
 MAX_COMPRESSION_RATIO = 200  # a member that expands more than this is treated as a zip bomb
 WESTERN = ("utf_8", "cp1252", "latin_1", "iso8859_15")
@@ -66,6 +68,13 @@ def load_document(path: str | Path, cache_dir: Path | None = None) -> Document:
     """Load `path` ('-' is not handled here: see `document_from_text`)."""
     path = Path(path)
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block forever, a device never ends
+            raise InputError(f"{path} is not a regular file (a pipe, socket or device); save it to a file first")
+        if info.st_size > MAX_DOCUMENT_BYTES:
+            raise InputError(f"{path} is too large ({info.st_size:,} bytes; lctk reads documents up to {MAX_DOCUMENT_BYTES:,})")
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None

@@ -76,6 +76,7 @@ def ensure_converted(gguf_path: Path) -> Path:
     with file_lock(target.with_name(target.name + ".lock")):
         if (target / "config.json").is_file():  # another process converted it while we waited
             return target
+        _check_convertible(gguf_path)
         log.info("converting %s to a transformers checkpoint (one time, 1-2 min); cached in %s", gguf_path.name, target)
         model, tokenizer = _load_gguf(gguf_path)
         try:
@@ -90,6 +91,26 @@ def ensure_converted(gguf_path: Path) -> Path:
                 "free disk space (~1.5 GB needed) or set LCTK_CACHE_DIR"
             ) from None
     return target
+
+
+def _check_convertible(gguf_path: Path) -> None:
+    """Refuse, before announcing a conversion, an architecture transformers cannot read from GGUF."""
+    from lctk.models.registry import gguf_architecture
+
+    architecture = gguf_architecture(gguf_path)
+    if architecture is None:
+        raise ModelError(f"{gguf_path}: the GGUF header is truncated or corrupt (no general.architecture)")
+    try:
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+    except ImportError:  # pragma: no cover - another transformers layout: let the conversion decide
+        return
+    # llama.cpp names some architectures with a dash or a "t5encoder" suffix; transformers maps those itself.
+    known = {name.replace("_", "") for name in GGUF_SUPPORTED_ARCHITECTURES}
+    if architecture.replace("-", "").replace("_", "") not in known and "t5" not in architecture:
+        raise ModelError(
+            f"{gguf_path.name}: transformers cannot run the '{architecture}' architecture on torch "
+            "(run it with --backend llama, or pass a transformers model directory)"
+        )
 
 
 def _load_gguf(gguf_path: Path):

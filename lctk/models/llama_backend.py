@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.errors import BackendUnavailableError, ModelError
+from lctk.errors import BackendUnavailableError, ModelError, first_line
 from lctk.models.chat import IncrementalDetokenizer, prompt_text
 from lctk.models.hardware import cpu_count
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
@@ -76,7 +76,13 @@ class LlamaLanguageModel:
                     verbose=False,
                 )
             except Exception as exc:  # llama.cpp reports every load failure as a bare ValueError
-                raise ModelError(f"llama.cpp cannot load {path}: {exc}; is the GGUF complete?") from None
+                from lctk.models.registry import gguf_architecture
+
+                architecture = gguf_architecture(Path(path)) or "unknown"
+                raise ModelError(
+                    f"llama.cpp cannot load {path} (architecture '{architecture}'): {first_line(exc)}; "
+                    "is the GGUF complete, and is its architecture one llama.cpp supports?"
+                ) from None
         n_vocab = self._llm.n_vocab()
         self.max_context_tokens = min(_context_length(self._llm.metadata) or n_ctx, n_ctx)
         # llama.cpp sizes its logits buffer by the outputs a decode asks for: scoring decodes

@@ -10,6 +10,7 @@ cache dir, keyed by document, question, settings and model, so an interrupted ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -129,14 +130,17 @@ def ask(
     """
     from lctk.config import writable_cache_subdir
     from lctk.models.loader import load_language_model
-    from lctk.models.registry import role_model
+    from lctk.models.registry import LM, resolve_model, role_model
 
     if not question.strip():
         raise InputError("empty question; ask something")
     if not isinstance(document, Document):
         document = load_document(document, writable_cache_subdir("documents"))
-    retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
-    answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend)
+    retrieval_name, answer_name = retrieval_model or role_model("attention").value, role_model("generate", model).value
+    for name in (retrieval_name, answer_name):  # a mistyped name fails now, not after a model has loaded
+        resolve_model(name, LM)
+    retriever, _ = load_language_model(retrieval_name, "attention", "torch")
+    answerer, choice = load_language_model(answer_name, "generate", backend)
     return answer(document, question, retriever, answerer, choice.backend, settings, max_tokens,
                   writable_cache_subdir("ask"), resume, on_window, on_piece)
 
@@ -165,20 +169,9 @@ def answer(
     sentences, windows = pack_windows(document.text, sentences, settings.window_tokens, count)
     split_s = time.perf_counter() - started
     path = checkpoint_path(checkpoint_dir, document, question, settings, retriever.model_id) if checkpoint_dir else None
-    state = _load_checkpoint(path, len(windows)) if (path is not None and resume) else None
-    resumed = state.next_window if state else 0
-    if resume and state is None:
-        log.info("no checkpoint to resume from; starting at the first window")
-
-    def after_window(current: RetrievalState) -> None:
-        if path is not None:
-            _save_checkpoint(path, current)
-        if on_window is not None:
-            on_window(current.next_window, len(windows), current.tokens_read)
-
-    retrieval_started = time.perf_counter()
-    state = retrieve(retriever, document.text, sentences, windows, question, settings, state, after_window)
-    retrieval_s = time.perf_counter() - retrieval_started
+    with _checkpoint_lock(path):
+        state, retrieval_s, resumed = _retrieve_with_checkpoints(
+            path, document, sentences, windows, question, retriever, settings, resume, on_window)
     evidence = tuple(
         Evidence(document.text[sentences[i].start : sentences[i].end], document.label_at(sentences[i].start),
                  sentences[i].start, sentences[i].end, round(score, 4))
@@ -201,3 +194,43 @@ def answer(
         timings={"split_s": round(split_s, 3), "retrieval_s": round(retrieval_s, 3), "answer_s": round(answer_s, 3),
                  "total_s": round(time.perf_counter() - started, 3)},
     )
+
+
+@contextlib.contextmanager
+def _checkpoint_lock(path: Path | None) -> Iterator[None]:
+    """Serialise runs that share a checkpoint (same document, question, settings and model)."""
+    if path is None:
+        yield
+        return
+    from filelock import Timeout
+
+    from lctk.storage import file_lock
+
+    lock = file_lock(path.with_suffix(".lock"))
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        log.warning("waiting for lock: another lctk ask is reading this document for the same question")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _retrieve_with_checkpoints(path, document, sentences, windows, question, retriever, settings, resume, on_window):
+    """Run retrieval from the checkpoint (with `resume`) or the start, saving one after each window."""
+    state = _load_checkpoint(path, len(windows)) if (path is not None and resume) else None
+    resumed = state.next_window if state else 0
+    if resume and state is None:
+        log.info("no checkpoint to resume from; starting at the first window")
+
+    def after_window(current: RetrievalState) -> None:
+        if path is not None:
+            _save_checkpoint(path, current)
+        if on_window is not None:
+            on_window(current.next_window, len(windows), current.tokens_read)
+
+    started = time.perf_counter()
+    state = retrieve(retriever, document.text, sentences, windows, question, settings, state, after_window)
+    return state, time.perf_counter() - started, resumed
