@@ -35,6 +35,7 @@ def compress(
     lang: Annotated[Optional[str], typer.Option("--lang", help="Language of text read from stdin ('-').")] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only paths matching this glob (repeatable).")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out paths matching this glob (repeatable).")] = None,
+    no_redact: Annotated[bool, typer.Option("--no-redact", help="Keep likely secrets (keys, tokens, .env values) instead of replacing them with [REDACTED:kind].")] = False,
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count the budget with this model's tokenizer [default: the scoring model's].")] = None,
     model: ModelOption = None,
     backend: BackendOption = None,
@@ -85,9 +86,15 @@ def compress(
         result = compress_sources(
             sources, lm, query=query, budget_tokens=budget, rate=None if budget else (rate or DEFAULT_RATE),
             output_format=output_format.value, fine=not no_fine, candidates=candidates, cache=cache,
-            counter=counter, on_progress=on_progress,
+            counter=counter, on_progress=on_progress, redact=not no_redact,
         )
     write_stdout(render(result, skipped))
+    if result.redactions:
+        import logging
+
+        from lctk.sources.secrets import summarize
+
+        logging.getLogger("lctk").warning(summarize(result.redactions))
     if explain:
         console.print(explain_table(result), markup=False, highlight=False, end="")
     console.print(

@@ -55,6 +55,7 @@ def search(
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Search the index as it is; do not pick up changed files first.")] = False,
     rerank: Annotated[int, typer.Option("--rerank", min=0, help="Re-score this many top candidates with the full embedder (static indexes only; 0 = off).")] = 100,
     fusion: Annotated[Fusion, typer.Option("--fusion", case_sensitive=False, help="How hybrid mode fuses dense and lexical scores.")] = Fusion.blend,
+    no_redact: Annotated[bool, typer.Option("--no-redact", help="Show likely secrets in --context code instead of [REDACTED:kind].")] = False,
     embed_model: EmbedModelOption = None,
 ) -> None:
     """Search code by meaning and by name (SEA split-encode-aggregate + BM25)."""
@@ -87,7 +88,9 @@ def search(
     )
     from lctk.retrieval.render import render_hits
 
-    write_stdout(render_hits(hits, opened, query, mode.value, output_format.value, context, files_only, k))
+    write_stdout(render_hits(hits, opened, query, mode.value, output_format.value, context, files_only, k, not no_redact))
+    if context is not None and not no_redact and not files_only:
+        _report_redactions(hits, opened, context)
     if not hits:
         err_console().print("lctk: no results" + (" (filters left no candidates)" if filters != Filters() else ""), markup=False, highlight=False)
 
@@ -124,6 +127,24 @@ def index(
         + (f"; rebuilt because {stats.rebuilt}" if stats.rebuilt and stats.rebuilt != "requested" else "") + "\n"
         f"  index: {stats.index_dir}\n"
     )
+
+
+def _report_redactions(hits, opened, context: int) -> None:
+    """Say on stderr which secrets were replaced in the code shown."""
+    import logging
+
+    from lctk.sources.secrets import Redaction, summarize
+
+    searcher, seen = opened.searcher, {}
+    files = {f.path: i for i, f in enumerate(opened.data.files)}
+    for hit in hits:
+        relative = hit.path[len(searcher.display_prefix):]
+        first, last = hit.block_start_line - context, hit.block_end_line + context
+        for r in searcher.redactions(files[relative]) if relative in files else ():
+            if first <= r.line <= last:
+                seen[(hit.path, r.line, r.kind)] = Redaction(hit.path, r.line, r.kind)
+    if seen:
+        logging.getLogger("lctk").warning(summarize(seen.values()))
 
 
 def _waiting() -> None:

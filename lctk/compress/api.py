@@ -29,6 +29,7 @@ from lctk.errors import LctkError, UsageError
 from lctk.models.protocols import LanguageModel
 from lctk.retrieval.lexical import BM25, identifier_tokens
 from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text, text_lines
+from lctk.sources.secrets import with_redacted_sources
 
 DEFAULT_CANDIDATES = 64
 FINE_BASE_RATE = 0.6  # R_base: a kept function keeps about this share of its tokens
@@ -85,6 +86,7 @@ def compress(
     cache=None,
     counter: LanguageModel | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    redact: bool = True,
 ) -> CompressResult:
     """Compress `sources` to `budget_tokens` (or `rate` x their size) for `query`.
 
@@ -97,6 +99,8 @@ def compress(
         fine: shrink kept functions to their rates (False keeps whole functions).
         candidates: at most this many chunks are scored by the language model.
         cache: a ScoreCache (or MemoryScoreCache); counter: the tokenizer model (default `model`).
+        redact: replace likely secrets (keys, tokens, .env values) by markers before anything
+            reads the text (scoring, budget, output); the result lists what was replaced.
     Returns:
         A frozen CompressResult.
     """
@@ -105,6 +109,7 @@ def compress(
         raise UsageError(f"unknown format '{output_format}'; choose one of {', '.join(FORMATS)}")
     if (budget_tokens is None) == (rate is None):
         raise UsageError("give exactly one of a token budget or a rate")
+    sources, redactions = with_redacted_sources(sources, redact)
     run = _Run(sources, model, counter or model, output_format, cache if cache is not None else MemoryScoreCache())
     for index, source in enumerate(sources):
         for chunk in chunk_text(source.text, source.language):
@@ -132,7 +137,7 @@ def compress(
         files=files, units=decisions, query=query, model=model.model_id, backend=model.backend,
         output_format=output_format, budget_tokens=budget, input_tokens=input_tokens, output_tokens=output_tokens,
         lm_sequences_scored=stats[0], lm_cache_hits=stats[1], lm_tokens_scored=stats[2],
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, redactions=redactions,
     )
 
 

@@ -68,6 +68,7 @@ class CompressResult:
     lm_cache_hits: int
     lm_tokens_scored: int
     seconds: float
+    redactions: tuple = ()  # lctk.sources.secrets.Redaction: secrets replaced before anything read the text
 
     @property
     def ratio(self) -> float:

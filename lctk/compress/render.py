@@ -88,6 +88,7 @@ def render(result: CompressResult, skipped: Sequence = ()) -> str:
         "files": [{"path": f.path, "language": f.language, "lines": f.total_lines, "kept": _ranges(f)} for f in result.files],
         "units": [dataclasses.asdict(u) for u in result.units],
         "skipped": [{"path": item.display_path, "reason": item.reason} for item in skipped],
+        "redactions": [{"path": r.path, "line": r.line, "kind": r.kind} for r in result.redactions],
         "scoring": {
             "lm_sequences": result.lm_sequences_scored, "cache_hits": result.lm_cache_hits,
             "lm_tokens": result.lm_tokens_scored, "seconds": round(result.seconds, 3),

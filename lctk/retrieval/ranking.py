@@ -166,7 +166,7 @@ class Searcher:
         self.vector_cache = vector_cache
         self.display_prefix = display_prefix
         self.aggregation = index.meta.get("aggregation", "mean")
-        self._file_texts: dict[int, str | None] = {}
+        self._file_texts: dict[int, object] = {}  # file index -> RedactedText, or None when stale
         self._headers: dict[int, list[str]] = {}
         self._units: dict[int, list[Unit]] = {}
         self._last_query: str | None = None
@@ -297,18 +297,29 @@ class Searcher:
         return embedded_text(header, text[start:end])
 
     def file_text(self, file_index: int) -> str | None:
-        """The file's current text if it still matches the index (same SHA-256), else None."""
+        """The file's text as indexed (secrets redacted) if it still matches the index, else None."""
         if file_index not in self._file_texts:
-            from lctk.sources.walk import decode_source
+            from lctk.sources.secrets import redact_text
 
-            entry = self.index.files[file_index]
-            try:
-                data = (self.index.root / entry.path).read_bytes()
-                ok = hashlib.sha256(data).hexdigest() == entry.sha256
-                self._file_texts[file_index] = decode_source(data) if ok else None
-            except (OSError, UnicodeDecodeError):
-                self._file_texts[file_index] = None
-        return self._file_texts[file_index]
+            raw = self.raw_file_text(file_index)
+            self._file_texts[file_index] = None if raw is None else redact_text(raw, self.index.files[file_index].path)
+        cached = self._file_texts[file_index]
+        return None if cached is None else cached.text
+
+    def redactions(self, file_index: int):
+        """The secrets replaced in the file's text (lctk.sources.secrets.Redaction)."""
+        return () if self.file_text(file_index) is None else self._file_texts[file_index].redactions
+
+    def raw_file_text(self, file_index: int) -> str | None:
+        """The file's current text, unredacted, if it still matches the index (same SHA-256), else None."""
+        from lctk.sources.walk import decode_source
+
+        entry = self.index.files[file_index]
+        try:
+            data = (self.index.root / entry.path).read_bytes()
+            return decode_source(data) if hashlib.sha256(data).hexdigest() == entry.sha256 else None
+        except (OSError, UnicodeDecodeError):
+            return None
 
     # -- lexical
 

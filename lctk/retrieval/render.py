@@ -1,7 +1,8 @@
 """Render search hits: grep-like lines, code with context, file lists, JSON and JSON Lines.
 
 JSON Lines: one object per hit with keys rank, path, start_line, end_line, score, symbol, kind,
-language, dense, lexical, block_start_line, block_end_line (and code, with --context).
+language, dense, lexical, block_start_line, block_end_line (and code, with --context: start_line,
+lines, stale, and redacted — [{line, kind}] for secrets replaced by [REDACTED:kind] in those lines).
 JSON: {"query", "mode", "root", "index": {"files", "units", "blocks", "model"}, "results": [...]}.
 """
 
@@ -14,7 +15,8 @@ from dataclasses import asdict
 from lctk.sources.chunking import text_lines
 
 
-def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context: int | None, files_only: bool, k: int) -> str:
+def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context: int | None, files_only: bool, k: int,
+                redact: bool = True) -> str:
     if files_only:
         seen: list[str] = []
         for hit in hits:
@@ -29,7 +31,7 @@ def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context
     for hit in hits:
         row = asdict(hit)
         if context is not None:
-            row["code"] = _code(opened, hit, context)
+            row["code"] = _code(opened, hit, context, redact)
         rows.append(row)
     if fmt != "text":
         return _json(rows, opened, query, mode, fmt)
@@ -54,18 +56,22 @@ def _json(rows, opened, query, mode, fmt) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
-def _code(opened, hit, context: int) -> dict:
-    """The best block's lines with `context` lines around it, from the file as indexed."""
+def _code(opened, hit, context: int, redact: bool = True) -> dict:
+    """The best block's lines with `context` lines around it, from the file as indexed.
+
+    Secrets in those lines are replaced (unless `redact` is off) and listed under "redacted".
+    """
     searcher = opened.searcher
     relative = hit.path[len(searcher.display_prefix):]
     file_index = next(i for i, f in enumerate(opened.data.files) if f.path == relative)
-    text = searcher.file_text(file_index)
+    text = searcher.file_text(file_index) if redact else searcher.raw_file_text(file_index)
     if text is None:
-        return {"start_line": hit.block_start_line, "lines": [], "stale": True}
+        return {"start_line": hit.block_start_line, "lines": [], "stale": True, "redacted": []}
     lines = text_lines(text)
     first = max(hit.block_start_line - context, 1)
     last = min(hit.block_end_line + context, len(lines))
-    return {"start_line": first, "lines": lines[first - 1 : last], "stale": False}
+    shown = [{"line": r.line, "kind": r.kind} for r in searcher.redactions(file_index) if first <= r.line <= last] if redact else []
+    return {"start_line": first, "lines": lines[first - 1 : last], "stale": False, "redacted": shown}
 
 
 def _numbered(code: dict) -> str:

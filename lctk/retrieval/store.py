@@ -40,6 +40,7 @@ from lctk.retrieval.units import (
     split_file,
 )
 from lctk.sources.chunking import parse_text, text_lines
+from lctk.sources.secrets import REDACTION_VERSION, redact_text
 from lctk.sources.walk import SkippedFile, decode_source, walk_sources
 from lctk.storage import atomic_write_bytes, file_lock, fsync_directory
 
@@ -226,6 +227,8 @@ def compatibility(meta: dict, model: str, fingerprint: str, block_tokens: int, a
         return f"the block size changed ({meta.get('block_tokens')} -> {block_tokens} tokens)"
     if meta.get("aggregation") != aggregation:
         return f"the aggregation changed ({meta.get('aggregation')} -> {aggregation})"
+    if meta.get("redaction") != REDACTION_VERSION:
+        return f"the secret redaction rules changed (version {meta.get('redaction')} -> {REDACTION_VERSION})"
     return None
 
 
@@ -382,6 +385,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         except UnicodeDecodeError:
             skipped.append(SkippedFile(relative, "not UTF-8 text"))
             continue
+        text = redact_text(text, relative).text  # secrets never reach the embedder or the on-disk vocabulary
         file_rows = _split(relative, source.language, text, digest, info, embedder, limit)
         if file_rows is None:
             continue
@@ -401,7 +405,8 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
     if changed_anything:
         generation = _assemble(rows, old, aggregation)
         meta_extra = {"model": model, "fingerprint": fingerprint, "splitter": SPLITTER_VERSION,
-                      "block_tokens": limit, "aggregation": aggregation, "root": str(root)}
+                      "block_tokens": limit, "aggregation": aggregation, "root": str(root),
+                      "redaction": REDACTION_VERSION}
         _write_generation(directory, generation, meta_extra)
     n_units = len(generation["unit_kind"]) if generation else (old.n_units if old else 0)
     n_blocks = len(generation["block_lines"]) if generation else (len(old.block_lines) if old else 0)
