@@ -6,6 +6,7 @@ Layout (under `<root>/.lctk/index/`, or `$LCTK_INDEX_DIR/<name>-<digest of root>
     g-<id>/          one complete generation: meta.json + .npy arrays, fsynced before CURRENT moves
     lock             serialises writers (readers never wait)
     vectors.sqlite   reranker block vectors by content hash (see lctk.retrieval.ranking)
+    pending.sqlite   vectors embedded by a build that has not committed yet (a killed build resumes)
 
 A writer builds a whole new generation next to the live one and then swaps CURRENT, so a killed
 indexer leaves the previous generation in place and readers always see a complete index.
@@ -53,6 +54,7 @@ DEFAULT_BLOCK_TOKENS = 128
 AGGREGATIONS = ("mean", "max", "attention")
 DEFAULT_AGGREGATION = "mean"
 EMBED_BATCH = 256
+CHECKPOINT_FILE = "pending.sqlite"  # vectors of a build in progress (see _EmbedCheckpoint)
 
 Progress = Callable[..., None]
 
@@ -397,7 +399,11 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         raise InputError(f"nothing to index in {root}: no readable text files{reasons}")
     kept = {_row_entry(item).path for item in rows}
     removed = sum(1 for path in old_files if path not in kept)
-    embedded = _embed_pending(pending, embedder, progress)
+    checkpoint = _EmbedCheckpoint(directory / CHECKPOINT_FILE, f"{model}:{fingerprint}:{limit}")
+    try:
+        embedded = _embed_pending(pending, embedder, progress, checkpoint)
+    finally:
+        checkpoint.close()
     changed_anything = bool(pending or removed or old is None or any(
         isinstance(item, tuple) and item[1] != old.files[item[0]] for item in rows
     ))
@@ -408,6 +414,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
                       "block_tokens": limit, "aggregation": aggregation, "root": str(root),
                       "redaction": REDACTION_VERSION}
         _write_generation(directory, generation, meta_extra)
+    checkpoint.discard()  # its vectors now live in the committed generation
     n_units = len(generation["unit_kind"]) if generation else (old.n_units if old else 0)
     n_blocks = len(generation["block_lines"]) if generation else (len(old.block_lines) if old else 0)
     return IndexStats(
@@ -460,36 +467,80 @@ def _line(text: str, starts: list[int], line: int) -> str:
     return text[start : end if end >= 0 else len(text)]
 
 
-def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None) -> int:
-    """Embed the blocks of new and changed files in batches, reporting files/units/blocks per second."""
+class _EmbedCheckpoint:
+    """Block vectors embedded by an indexer that has not committed yet, keyed by embedded text.
+
+    Each batch is committed to SQLite as it is embedded, so an indexer killed after an hour of
+    embedding resumes where it stopped instead of starting over. Removed once a generation that
+    holds the vectors is live.
+    """
+
+    def __init__(self, path: Path, model_key: str):
+        from lctk.compress.cache import ScoreCache, content_hash
+
+        self.path, self.model_key, self._hash = path, model_key, content_hash
+        self._cache = ScoreCache(path)
+
+    def get(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Vectors already embedded for these texts, by text hash."""
+        found = self._cache.get_many(self.model_key, "block", [(self._hash(t), "") for t in texts])
+        return {content: vector for (content, _), vector in found.items()}
+
+    def put(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Commit one batch."""
+        self._cache.put_many(self.model_key, "block", {(self._hash(t), ""): v for t, v in zip(texts, vectors)})
+
+    def key(self, text: str) -> str:
+        return self._hash(text)
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def discard(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+
+def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None, checkpoint: _EmbedCheckpoint) -> int:
+    """Embed the blocks of new and changed files in batches; returns how many were embedded now.
+
+    Blocks found in the checkpoint (left by a killed run) are not embedded again.
+    """
     total = sum(len(rows.blocks) for rows in pending)
     if not total:
         return 0
     units = sum(len(rows.units) for rows in pending)
-    done, started = 0, time.perf_counter()
+    saved = checkpoint.get([text for rows in pending for text in rows.embed_texts])
+    done, embedded, started = 0, 0, time.perf_counter()
     queue: list[tuple[_FileRows, int]] = []  # (file, block index)
 
     def flush() -> None:
-        nonlocal done, queue
+        nonlocal done, embedded, queue
         if not queue:
             return
-        vectors = embedder.embed([rows.embed_texts[i] for rows, i in queue])
+        texts = [rows.embed_texts[i] for rows, i in queue]
+        vectors = embedder.embed(texts)
+        checkpoint.put(texts, vectors)
         for (rows, i), vector in zip(queue, vectors):
             rows.vectors[i] = vector
-        done += len(queue)
-        queue = []
+        done, embedded, queue = done + len(queue), embedded + len(queue), []
         if progress is not None:
-            rate = done / max(time.perf_counter() - started, 1e-9)
+            rate = embedded / max(time.perf_counter() - started, 1e-9)
             progress(done, total, f"indexing {len(pending)} files, {units} units: {rate:,.0f} blocks/s")
 
     for rows in pending:
         rows.vectors = np.zeros((len(rows.blocks), embedder.dim), dtype=np.float32)
         for i in range(len(rows.blocks)):
+            vector = saved.get(checkpoint.key(rows.embed_texts[i]))
+            if vector is not None and len(vector) == embedder.dim:
+                rows.vectors[i] = vector
+                done += 1
+                continue
             queue.append((rows, i))
             if len(queue) >= EMBED_BATCH:
                 flush()
     flush()
-    return total
+    return embedded
 
 
 def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
