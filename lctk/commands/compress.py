@@ -42,9 +42,8 @@ def compress(
 ) -> None:
     """Compress code into a token budget, keeping what the task needs (LongCodeZip)."""
     from lctk.compress.api import compress as compress_sources
-    from lctk.compress.cache import MemoryScoreCache, ScoreCache
+    from lctk.compress.cache import MemoryScoreCache, open_score_cache
     from lctk.compress.render import explain_table, render
-    from lctk.config import writable_cache_subdir
     from lctk.console import err_console, progress_callback, read_stdin_text, write_stdout
     from lctk.errors import InputError, UsageError
     from lctk.models.loader import load_language_model
@@ -52,7 +51,6 @@ def compress(
     from lctk.options import backend_value
     from lctk.sources.languages import LANGUAGES
     from lctk.sources.walk import STDIN, gather_sources
-    from rich.markup import escape
 
     names = list(paths or [])
     if budget is not None and rate is not None:
@@ -76,12 +74,11 @@ def compress(
     console = err_console()
     if not sources or not any(s.text.strip() for s in sources):
         raise InputError(f"nothing to compress: no readable source text in {', '.join(names)}" + _skip_summary(skipped))
-    for item in skipped:
-        console.print(f"[dim]lctk:[/dim] skipped {escape(item.display_path)}: {escape(item.reason)}", markup=True, highlight=False)
+    _report_skipped(skipped)
     chosen_backend = backend_value(backend)
     lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend)
     counter = load_language_model(tokenizer, "score", chosen_backend)[0] if tokenizer else lm
-    cache = MemoryScoreCache() if no_cache else ScoreCache(writable_cache_subdir("scores") / "scores.sqlite")
+    cache = MemoryScoreCache() if no_cache else open_score_cache()
     with progress_callback("scoring chunks") as on_progress:
         result = compress_sources(
             sources, lm, query=query, budget_tokens=budget, rate=None if budget else (rate or DEFAULT_RATE),
@@ -112,3 +109,20 @@ def _skip_summary(skipped) -> str:
     shown = "; ".join(f"{item.display_path}: {item.reason}" for item in skipped[:3])
     more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
     return f" ({len(skipped)} files skipped: {shown}{more})"
+
+
+def _report_skipped(skipped, listed: int = 10) -> None:
+    """Name each skipped file on stderr; past `listed`, count them by reason (--verbose names all)."""
+    import logging
+    from collections import Counter
+
+    from lctk.state import cli_state
+
+    log = logging.getLogger("lctk")
+    if len(skipped) <= listed or cli_state.verbose:
+        for item in skipped:
+            log.info("skipped %s: %s", item.display_path, item.reason)
+        return
+    reasons = Counter(item.reason.split(" (")[0] for item in skipped)
+    summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    log.info("skipped %d files: %s (--verbose lists them; --format json names them)", len(skipped), summary)

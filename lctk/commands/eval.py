@@ -227,9 +227,8 @@ def eval_compress(
     import json
     from pathlib import Path
 
-    from lctk.compress.cache import ScoreCache
+    from lctk.compress.cache import open_score_cache
     from lctk.compress.model import SourceText
-    from lctk.config import writable_cache_subdir
     from lctk.console import err_console, progress_callback, write_stdout
     from lctk.errors import InputError, UsageError
     from lctk.evaluation.compress_eval import KINDS, METHODS, dependency_tasks, evaluate_task, needle_tasks, summarize
@@ -270,7 +269,7 @@ def eval_compress(
     if not made:
         raise InputError(f"{path}: no function qualifies (needle: a docstring summary of 5+ words; "
                          "dependency: a short function after 4,000+ tokens of its file)")
-    cache = ScoreCache(writable_cache_subdir("scores") / "scores.sqlite")
+    cache = open_score_cache()
     rows = []
     with progress_callback("eval compress", log_every=30.0) as on_progress:
         for done, task in enumerate(made):

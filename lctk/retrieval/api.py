@@ -120,11 +120,11 @@ def open_index(
         )
     vector_cache = None
     if rerank and reranker is None and reranker_name:
-        from lctk.compress.cache import ScoreCache
+        from lctk.compress.cache import open_score_cache
         from lctk.models.loader import load_embedder
 
         reranker = load_embedder(reranker_name)
-        vector_cache = ScoreCache(index_location(target.root) / "vectors.sqlite")
+        vector_cache = open_score_cache(index_location(target.root) / "vectors.sqlite", "reranker vector cache")
     searcher = Searcher(existing, embedder, reranker if rerank else None, vector_cache, target.display_prefix)
     return OpenIndex(target, existing, stats, searcher)
 

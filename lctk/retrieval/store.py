@@ -16,6 +16,7 @@ files are parsed, split and embedded. Vectors are float16 on disk and float32 in
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -476,10 +477,10 @@ class _EmbedCheckpoint:
     """
 
     def __init__(self, path: Path, model_key: str):
-        from lctk.compress.cache import ScoreCache, content_hash
+        from lctk.compress.cache import content_hash, open_score_cache
 
         self.path, self.model_key, self._hash = path, model_key, content_hash
-        self._cache = ScoreCache(path)
+        self._cache = open_score_cache(path, "index checkpoint")
 
     def get(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Vectors already embedded for these texts, by text hash."""
@@ -632,7 +633,9 @@ def _write_generation(directory: Path, generation: dict, meta_extra: dict) -> No
         atomic_write_bytes(directory / "CURRENT", (name + "\n").encode())
     except OSError as exc:
         shutil.rmtree(target, ignore_errors=True)
-        raise CacheError(f"cannot write the index at {directory} ({exc.strerror or exc})") from None
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or exc.errno is None  # numpy: short write
+        hint = "; is the disk full or over quota? The previous index is untouched" if full else ""
+        raise CacheError(f"cannot write the index at {directory} ({exc.strerror or exc}{hint})") from None
     for stale in directory.glob("g-*"):
         if stale.name != name and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
