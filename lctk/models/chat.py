@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,6 +11,20 @@ from lctk.models.protocols import Message
 
 # Tokens that end an assistant turn in common chat formats, besides the model's own EOS.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
+
+
+# Text shaped like a control token of a common chat format. Both backends tokenize prompts with
+# special tokens recognised (the template's own markers must be), so a document that contains
+# "<|im_end|>\n<|im_start|>system" would otherwise open a real system turn.
+_SPECIAL_LOOKALIKE = re.compile(
+    r"<\|[A-Za-z0-9_.:\-]{1,40}\|>|<(?:start_of_turn|end_of_turn|bos|eos|pad|unk|mask)>|</?s>|\[/?INST\]|<</?SYS>>"
+)
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
+def defuse_special_tokens(text: str) -> str:
+    """Break control-token look-alikes in user text with a zero-width space, so they stay text."""
+    return _SPECIAL_LOOKALIKE.sub(lambda m: m.group(0)[0] + _ZERO_WIDTH_SPACE + m.group(0)[1:], text)
 
 
 def render_chat(
@@ -21,8 +36,10 @@ def render_chat(
     """Render messages with a Jinja chat template (sandboxed), or a plain layout without one.
 
     A base model has no template: its prompt is the messages' contents separated by blank lines,
-    which is how one prompts a completion model.
+    which is how one prompts a completion model. Message contents are data: control-token
+    look-alikes in them are defused (see `defuse_special_tokens`).
     """
+    messages = [{**m, "content": defuse_special_tokens(m["content"])} for m in messages]
     if not template:
         return "\n\n".join(m["content"] for m in messages if m["content"])
     from jinja2.exceptions import TemplateError

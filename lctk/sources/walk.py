@@ -83,9 +83,14 @@ def walk_sources(
             candidates = [named]
             base = named.parent
         prefix = "" if named.is_dir() and named.as_posix() in (".", "") else named.as_posix().rstrip("/") + "/"
+        inside = named.resolve() if named.is_dir() else None
         for path in candidates:
             relative = _relative(path, base)
             display = prefix + relative if named.is_dir() else str(named)
+            if inside is not None and path.is_symlink() and not _resolves_inside(path, inside):
+                # a link out of the tree would put outside files (and paths) into an index or a prompt
+                skipped.append(SkippedFile(display, "links outside the directory"))
+                continue
             if include_spec is not None and not include_spec.match_file(relative):
                 continue
             if exclude_spec is not None and exclude_spec.match_file(relative):
@@ -97,6 +102,16 @@ def walk_sources(
                 files[verdict.path] = verdict
     ordered = sorted(files.values(), key=lambda f: f.display_path)
     return WalkResult(tuple(ordered), tuple(sorted(skipped, key=lambda s: s.display_path)))
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    except (OSError, RuntimeError):  # a symlink loop: classify() reports it as unreadable
+        return True
+    return True
 
 
 def _relative(path: Path, base: Path) -> str:
