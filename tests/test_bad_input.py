@@ -399,3 +399,13 @@ def test_an_index_naming_paths_outside_its_root_is_refused(tmp_path, monkeypatch
         assert "damaged" in caplog.text
     stats = build_index(repo, FakeEmbedder())  # and the next build repairs it
     assert stats.rebuilt and [f.path for f in load_index(repo.resolve()).files] == ["a.py"]
+
+
+def test_reliability_md_lists_every_case():
+    text = (Path(__file__).parent.parent / "RELIABILITY.md").read_text(encoding="utf-8")
+    missing = [case.name for case in CASES if f"| {case.name} | {case.code} |" not in text]
+    assert not missing, missing
+    tests = {line.split("::")[1].split("`")[0].split("[")[0] for line in text.splitlines() if "::test_" in line}
+    here = Path(__file__).parent
+    for name in tests:
+        assert any(f"def {name}(" in path.read_text(encoding="utf-8") for path in here.glob("test_*.py")), name

@@ -108,7 +108,7 @@ def _skip_summary(skipped) -> str:
         return ""
     shown = "; ".join(f"{item.display_path}: {item.reason}" for item in skipped[:3])
     more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
-    return f" ({len(skipped)} files skipped: {shown}{more})"
+    return f" ({len(skipped)} file{'' if len(skipped) == 1 else 's'} skipped: {shown}{more})"
 
 
 def _report_skipped(skipped, listed: int = 10) -> None:

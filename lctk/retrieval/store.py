@@ -396,7 +396,8 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         rows.append(file_rows)
         pending.append(file_rows)
     if not rows:
-        reasons = f" ({len(skipped)} files skipped: {skipped[0].reason}, ...)" if skipped else ""
+        more = ", ..." if len(skipped) > 1 else ""
+        reasons = f" ({len(skipped)} file{'' if len(skipped) == 1 else 's'} skipped: {skipped[0].reason}{more})" if skipped else ""
         raise InputError(f"nothing to index in {root}: no readable text files{reasons}")
     kept = {_row_entry(item).path for item in rows}
     removed = sum(1 for path in old_files if path not in kept)
