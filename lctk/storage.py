@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -23,10 +25,27 @@ def fsync_directory(path: Path) -> None:
             os.close(fd)
 
 
+STALE_TEMP_S = 3600.0  # a temp sibling untouched this long belongs to a killed writer
+
+
+def sweep_stale_temps(target: Path, older_than_s: float = STALE_TEMP_S) -> None:
+    """Remove `.{name}.*.tmp` leftovers of writers killed before their rename (a converted model's is ~0.5 GB)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - stale.lstat().st_mtime > older_than_s:
+                    if stale.is_dir() and not stale.is_symlink():
+                        shutil.rmtree(stale, ignore_errors=True)
+                    else:
+                        stale.unlink()
+
+
 @contextlib.contextmanager
 def atomic_file(target: Path) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `target` only when the block completes."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -55,6 +74,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     process finished first), the new copy is discarded and the existing one kept.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp

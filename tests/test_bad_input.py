@@ -267,6 +267,20 @@ def test_odd_but_readable_trees_work(tmp_path):
     assert "private_outside" not in _ok(run_lctk("search", "private outside", str(tree), "-n", "1", env=env)).stdout
 
 
+def test_file_names_that_are_not_utf8_are_shown_escaped(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with open(os.fsencode(repo) + b"/caf\xe9.py", "w") as handle:  # a Latin-1 file name
+        handle.write("def latin_name():\n    return 1\n")
+    (repo / "ok.py").write_text("def ok():\n    return 2\n")
+    env = {"LCTK_INDEX_DIR": str(tmp_path / "indexes")}
+    compressed = _ok(run_lctk("compress", str(repo), "-B", "300", "--no-cache"))
+    assert "caf\\xe9.py" in compressed.stdout and "def latin_name" in compressed.stdout
+    found = _ok(run_lctk("search", "latin name", str(repo), "-n", "1", "-f", "jsonl", env=env))
+    first = found.stdout.splitlines()[0]
+    assert "caf\\\\xe9.py" in first and "def latin_name" in first  # JSON escapes the backslash once more
+
+
 def test_files_vanishing_mid_walk_are_skipped_not_fatal(tmp_path, monkeypatch):
     from lctk.models.fake import FakeEmbedder
     from lctk.retrieval.store import build_index

@@ -65,3 +65,26 @@ def test_progress_logs_plain_lines_when_stderr_is_not_a_terminal(caplog):
     assert lines and lines[0].startswith("reading windows: 1/4, about ") and len(lines) == 3  # no line at 4/4
     with progress_callback("scoring") as silent:
         assert silent is None  # without log_every: nothing when not a terminal
+
+
+def test_temp_files_of_killed_writers_are_swept(tmp_path):
+    import os
+    import time
+
+    from lctk.storage import STALE_TEMP_S, atomic_directory, atomic_write_bytes
+
+    target = tmp_path / "state.json"
+    old_file, fresh_file = tmp_path / ".state.json.abc.tmp", tmp_path / ".state.json.def.tmp"
+    old_dir = tmp_path / ".model.xyz.tmp"
+    for path in (old_file, fresh_file):
+        path.write_bytes(b"half written")
+    old_dir.mkdir()
+    (old_dir / "weights.bin").write_bytes(b"\0" * 1024)
+    long_ago = time.time() - STALE_TEMP_S - 60
+    for path in (old_file, old_dir):
+        os.utime(path, (long_ago, long_ago))
+    atomic_write_bytes(target, b"{}")
+    assert not old_file.exists() and fresh_file.exists()  # a writer may still own the fresh one
+    with atomic_directory(tmp_path / "model") as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert not old_dir.exists() and (tmp_path / "model" / "config.json").exists()

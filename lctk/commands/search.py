@@ -136,11 +136,10 @@ def _report_redactions(hits, opened, context: int) -> None:
     from lctk.sources.secrets import Redaction, summarize
 
     searcher, seen = opened.searcher, {}
-    files = {f.path: i for i, f in enumerate(opened.data.files)}
     for hit in hits:
-        relative = hit.path[len(searcher.display_prefix):]
+        file_index = searcher.file_index_of(hit.path)
         first, last = hit.block_start_line - context, hit.block_end_line + context
-        for r in searcher.redactions(files[relative]) if relative in files else ():
+        for r in searcher.redactions(file_index) if file_index is not None else ():
             if first <= r.line <= last:
                 seen[(hit.path, r.line, r.kind)] = Redaction(hit.path, r.line, r.kind)
     if seen:

@@ -22,6 +22,7 @@ import numpy as np
 from lctk.errors import InputError
 from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
 from lctk.retrieval.store import IndexData, aggregate
+from lctk.sources.walk import printable_path
 from lctk.retrieval.units import (
     FILE,
     Unit,
@@ -291,10 +292,16 @@ class Searcher:
             return None
         if file_index not in self._headers:
             entry = self.index.files[file_index]
-            self._headers[file_index] = block_headers(entry.path, self._file_units(file_index), entry.block_end - entry.block_start)
+            self._headers[file_index] = block_headers(printable_path(entry.path), self._file_units(file_index), entry.block_end - entry.block_start)
         start, end = self.index.block_chars[block]
         header = self._headers[file_index][block - self.index.files[file_index].block_start]
         return embedded_text(header, text[start:end])
+
+    def file_index_of(self, hit_path: str) -> int | None:
+        """The index of the file a hit's (display) path names."""
+        if not hasattr(self, "_by_display"):
+            self._by_display = {self.display_prefix + printable_path(f.path): i for i, f in enumerate(self.index.files)}
+        return self._by_display.get(hit_path)
 
     def file_text(self, file_index: int) -> str | None:
         """The file's text as indexed (secrets redacted) if it still matches the index, else None."""
@@ -379,7 +386,7 @@ class Searcher:
                 spans.append(lines)
             entry = index.files[file_index]
             hits.append(SearchHit(
-                len(hits) + 1, self.display_prefix + entry.path, lines[0], lines[1], round(float(scores[position]), 4),
+                len(hits) + 1, self.display_prefix + printable_path(entry.path), lines[0], lines[1], round(float(scores[position]), 4),
                 index.unit_name[unit], kind, entry.language,
                 None if dense is None else round(float(dense[position]), 4),
                 None if lexical is None else round(float(lexical[position]), 4),

@@ -62,9 +62,8 @@ def _code(opened, hit, context: int, redact: bool = True) -> dict:
     Secrets in those lines are replaced (unless `redact` is off) and listed under "redacted".
     """
     searcher = opened.searcher
-    relative = hit.path[len(searcher.display_prefix):]
-    file_index = next(i for i, f in enumerate(opened.data.files) if f.path == relative)
-    text = searcher.file_text(file_index) if redact else searcher.raw_file_text(file_index)
+    file_index = searcher.file_index_of(hit.path)
+    text = None if file_index is None else searcher.file_text(file_index) if redact else searcher.raw_file_text(file_index)
     if text is None:
         return {"start_line": hit.block_start_line, "lines": [], "stale": True, "redacted": []}
     lines = text_lines(text)

@@ -43,7 +43,7 @@ from lctk.retrieval.units import (
 )
 from lctk.sources.chunking import parse_text, text_lines
 from lctk.sources.secrets import REDACTION_VERSION, redact_text
-from lctk.sources.walk import SkippedFile, decode_source, walk_sources
+from lctk.sources.walk import SkippedFile, decode_source, printable_path, walk_sources
 from lctk.storage import atomic_write_bytes, file_lock, fsync_directory
 
 log = logging.getLogger(__name__)
@@ -443,9 +443,9 @@ def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows
     unit_counts = []
     for unit in split.units:
         body = "\n".join(lines[unit.start_line - 1 : unit.end_line])
-        unit_counts.append(Counter(unit_tokens(body, relative, unit.name)))
+        unit_counts.append(Counter(unit_tokens(body, printable_path(relative), unit.name)))
     entry = FileEntry(relative, language, digest, info.st_size, info.st_mtime_ns, 0, len(split.units), 0, len(split.blocks))
-    headers = block_headers(relative, split.units, len(split.blocks))
+    headers = block_headers(printable_path(relative), split.units, len(split.blocks))
     texts = [embedded_text(header, block.text) for header, block in zip(headers, split.blocks)]
     return _FileRows(entry, list(split.units), list(split.blocks), chars, None, unit_counts, texts)
 
@@ -627,7 +627,7 @@ def _write_generation(directory: Path, generation: dict, meta_extra: dict) -> No
                 handle.flush()
                 os.fsync(handle.fileno())
         with open(target / "meta.json", "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, ensure_ascii=False)
+            json.dump(meta, handle)  # ASCII escapes: a non-UTF-8 file name (a lone surrogate) survives the round trip
             handle.flush()
             os.fsync(handle.fileno())
         fsync_directory(target)

@@ -86,7 +86,7 @@ def walk_sources(
         inside = named.resolve() if named.is_dir() else None
         for path in candidates:
             relative = _relative(path, base)
-            display = prefix + relative if named.is_dir() else str(named)
+            display = printable_path(prefix + relative if named.is_dir() else str(named))
             if inside is not None and path.is_symlink() and not _resolves_inside(path, inside):
                 # a link out of the tree would put outside files (and paths) into an index or a prompt
                 skipped.append(SkippedFile(display, "links outside the directory"))
@@ -102,6 +102,16 @@ def walk_sources(
                 files[verdict.path] = verdict
     ordered = sorted(files.values(), key=lambda f: f.display_path)
     return WalkResult(tuple(ordered), tuple(sorted(skipped, key=lambda s: s.display_path)))
+
+
+def printable_path(path: str) -> str:
+    """A path as text that can be printed and encoded: bytes that are not UTF-8 in a file name
+    (kept by the OS as surrogate escapes) are shown as backslash escapes, `caf\\xe9.py`."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _resolves_inside(path: Path, root: Path) -> bool:
