@@ -180,7 +180,7 @@ def bench_checkpoint() -> list[str]:
             stats, seconds = _index(root, Path(tmp) / f"idx-{embed}", embed, "--rebuild")
             rows.append((embed, stats["blocks"], seconds))
         # saving: kill a full-model build half way, then finish it
-        full_blocks, full_s = rows[1][1], rows[1][2]
+        full_s = rows[1][2]
         index_dir = Path(tmp) / "idx-killed"
         env = {**os.environ, "LCTK_INDEX_DIR": str(index_dir)}
         proc = subprocess.Popen([sys.executable, "-m", "lctk", "index", str(root), "--embed-model", "minilm-l6-v2"],
