@@ -73,6 +73,7 @@ def _cases() -> list[Case]:
         Case("search: unknown --lang", ("search", "x", "{d}/repo", "--lang", "cobol"), 1, "unknown --lang"),
         Case("search: unknown --kind", ("search", "x", "{d}/repo", "--kind", "module"), 1, "unknown --kind"),
         Case("search: -k 0", ("search", "x", "{d}/repo", "-k", "0"), 2, "-k"),
+        Case("search: --path outside the directory", ("search", "x", "{d}/repo", "--path", "../.."), 1, "outside the searched directory"),
         Case("search: unknown embedder", ("search", "x", "{d}/repo", "--embed-model", "nope"), 1, "unknown model"),
         Case("search: a language model as embedder", ("search", "x", "{d}/repo", "--embed-model", smollm), 1, "not an embedding model"),
         Case("index: block size out of range", ("index", "{d}/repo", "--block-tokens", "5"), 2, "--block-tokens"),

@@ -159,7 +159,14 @@ def search(
 
 def join_prefix(base: str, prefix: str) -> str:
     """A --path prefix given relative to PATH, made relative to the index root."""
-    prefix = prefix.strip().strip("/")
-    if prefix in ("", "."):
+    import posixpath
+
+    from lctk.errors import InputError
+
+    cleaned = prefix.strip().strip("/")
+    if cleaned in ("", "."):
         return base
-    return f"{base}/{prefix}" if base else prefix
+    joined = posixpath.normpath(f"{base}/{cleaned}" if base else cleaned)
+    if prefix.strip().startswith("/") or joined == ".." or joined.startswith("../"):
+        raise InputError(f"--path {prefix!r} is outside the searched directory; give a path inside it")
+    return "" if joined == "." else joined
