@@ -72,6 +72,8 @@ def search(
     if unknown:
         raise InputError(f"unknown --kind {unknown[0]!r}; use one of: {', '.join(UNIT_KINDS)}")
     languages = _check_languages(_split_values(lang))
+    for prefix in _split_values(within) if within else ():
+        join_prefix("", prefix)  # a --path out of PATH fails now, before any indexing
     with progress_callback("indexing") as on_progress:
         opened = open_index(
             path, embed_model, refresh=not no_refresh, rerank=rerank > 0 and mode != Mode.lexical,
