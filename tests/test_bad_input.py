@@ -424,3 +424,28 @@ def test_reliability_md_lists_every_case():
     here = Path(__file__).parent
     for name in tests:
         assert any(f"def {name}(" in path.read_text(encoding="utf-8") for path in here.glob("test_*.py")), name
+
+
+def test_torn_cache_files_are_reread_and_rewritten(tmp_path, monkeypatch):
+    import json
+
+    from lctk.documents.load import load_document
+    from lctk.models.convert import conversion_key
+
+    monkeypatch.setenv("LCTK_CACHE_DIR", str(tmp_path / "cache"))
+    document = tmp_path / "notes.md"
+    document.write_text("# Title\n\nThe vault code is 4417.\n")
+    cache = tmp_path / "cache" / "documents"
+    first = load_document(document, cache)
+    (entry,) = cache.glob("*.json")
+    for torn in (entry.read_bytes()[:20], b"", b'{"format": 999}'):
+        entry.write_bytes(torn)
+        assert load_document(document, cache) == first  # extracted again, not trusted
+        assert json.loads(entry.read_text())["text"] == first.text  # and the entry is whole again
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 100)
+    (tmp_path / "cache" / "converted").mkdir(parents=True)
+    keys = tmp_path / "cache" / "converted" / "keys.json"
+    digest = conversion_key(gguf)
+    keys.write_bytes(keys.read_bytes()[:10])  # torn
+    assert conversion_key(gguf) == digest and isinstance(json.loads(keys.read_text()), dict)
