@@ -401,11 +401,12 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         raise InputError(f"nothing to index in {root}: no readable text files{reasons}")
     kept = {_row_entry(item).path for item in rows}
     removed = sum(1 for path in old_files if path not in kept)
-    checkpoint = _EmbedCheckpoint(directory / CHECKPOINT_FILE, f"{model}:{fingerprint}:{limit}")
+    checkpoint = _EmbedCheckpoint(directory / CHECKPOINT_FILE, f"{model}:{fingerprint}:{limit}") if pending else None
     try:
-        embedded = _embed_pending(pending, embedder, progress, checkpoint)
+        embedded = _embed_pending(pending, embedder, progress, checkpoint) if checkpoint else 0
     finally:
-        checkpoint.close()
+        if checkpoint is not None:
+            checkpoint.close()
     changed_anything = bool(pending or removed or old is None or any(
         isinstance(item, tuple) and item[1] != old.files[item[0]] for item in rows
     ))
@@ -416,7 +417,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
                       "block_tokens": limit, "aggregation": aggregation, "root": str(root),
                       "redaction": REDACTION_VERSION}
         _write_generation(directory, generation, meta_extra)
-    checkpoint.discard()  # its vectors now live in the committed generation
+    _EmbedCheckpoint.discard_at(directory / CHECKPOINT_FILE)  # its vectors now live in the committed generation
     n_units = len(generation["unit_kind"]) if generation else (old.n_units if old else 0)
     n_blocks = len(generation["block_lines"]) if generation else (len(old.block_lines) if old else 0)
     return IndexStats(
@@ -498,9 +499,14 @@ class _EmbedCheckpoint:
     def close(self) -> None:
         self._cache.close()
 
-    def discard(self) -> None:
+    @staticmethod
+    def discard_at(path: Path) -> None:
+        """Remove a checkpoint (and SQLite's side files) once nothing in it is needed."""
         for suffix in ("", "-wal", "-shm"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
+            try:
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            except OSError:
+                pass  # a leftover costs disk space, never correctness: its vectors are keyed by content
 
 
 def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None, checkpoint: _EmbedCheckpoint) -> int:
