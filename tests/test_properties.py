@@ -24,7 +24,7 @@ from lctk.sources.secrets import redact_text
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 LANGUAGE_NAMES = sorted(LANGUAGES)
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 # Code-like text: identifiers, brackets, quotes, comments, indentation and stray unicode.
 code_pieces = st.sampled_from([
