@@ -155,7 +155,7 @@ def checkpoint_write_seconds(path: Path, vectors: int, batch: int = 256) -> floa
     """Time the checkpoint's own work for `vectors` vectors: one committed transaction per batch."""
     import numpy as np
 
-    from lctk.retrieval.store import _EmbedCheckpoint
+    from lctk.retrieval.indexer import _EmbedCheckpoint
 
     rng = np.random.default_rng(0)
     checkpoint = _EmbedCheckpoint(path, "bench")

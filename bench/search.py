@@ -32,7 +32,8 @@ from lctk.evaluation.metrics import rank_report  # noqa: E402  (one implementati
 from lctk.models.loader import load_embedder  # noqa: E402
 from lctk.retrieval.lexical import BM25, identifier_tokens  # noqa: E402
 from lctk.retrieval.ranking import Searcher  # noqa: E402
-from lctk.retrieval.store import aggregate, build_index, index_location, load_index  # noqa: E402
+from lctk.retrieval.indexer import build_index  # noqa: E402
+from lctk.retrieval.store import aggregate, index_location, load_index  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "search-results.json"

@@ -178,6 +178,13 @@ def _build_inputs(d: Path) -> None:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
+    from lctk.models.loader import load_embedder
+    from lctk.models.registry import resolve_model
+
+    # One-time preparations print a notice the first time on a fresh machine (assembling Gemma's
+    # parts, distilling the static embedder); the matrix checks error lines, so do them first.
+    resolve_model("gemma3-270m")
+    load_embedder("minilm-l6-v2-static")
     d = Path(tempfile_short_dir(tmp_path_factory))
     _build_inputs(d)
     return d
@@ -284,7 +291,7 @@ def test_file_names_that_are_not_utf8_are_shown_escaped(tmp_path):
 
 def test_files_vanishing_mid_walk_are_skipped_not_fatal(tmp_path, monkeypatch):
     from lctk.models.fake import FakeEmbedder
-    from lctk.retrieval.store import build_index
+    from lctk.retrieval.indexer import build_index
     from lctk.sources import walk
 
     for i in range(4):
@@ -301,7 +308,7 @@ def test_files_vanishing_mid_walk_are_skipped_not_fatal(tmp_path, monkeypatch):
     assert [s.path.rsplit("/", 1)[-1] for s in sources] == ["m0.py", "m2.py", "m3.py"]
     assert any(item.reason == "vanished" for item in skipped)
     (tmp_path / "m1.py").write_text("def f1():\n    return 1\n")
-    monkeypatch.setattr("lctk.retrieval.store.walk_sources", walk_then_delete)
+    monkeypatch.setattr("lctk.retrieval.indexer.walk_sources", walk_then_delete)
     monkeypatch.setenv("LCTK_INDEX_DIR", str(tmp_path.parent / f"{tmp_path.name}-index"))
     stats = build_index(tmp_path, FakeEmbedder())
     assert stats.files == 3 and any(item.reason == "vanished" for item in stats.skipped)
@@ -396,7 +403,8 @@ def test_an_index_naming_paths_outside_its_root_is_refused(tmp_path, monkeypatch
     import json
 
     from lctk.models.fake import FakeEmbedder
-    from lctk.retrieval.store import build_index, index_location, load_index
+    from lctk.retrieval.indexer import build_index
+    from lctk.retrieval.store import index_location, load_index
 
     monkeypatch.setenv("LCTK_INDEX_DIR", str(tmp_path / "indexes"))
     repo = tmp_path / "repo"

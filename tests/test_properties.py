@@ -17,7 +17,8 @@ from lctk.compress.render import budgeted_context
 from lctk.documents.sentences import pack_windows, split_sentences
 from lctk.models.fake import FakeEmbedder, FakeLanguageModel
 from lctk.retrieval.ranking import Filters, Searcher
-from lctk.retrieval.store import build_index, load_index
+from lctk.retrieval.indexer import build_index
+from lctk.retrieval.store import load_index
 from lctk.sources.chunking import chunk_text
 from lctk.sources.languages import LANGUAGES
 from lctk.sources.secrets import redact_text

@@ -21,7 +21,8 @@ from test_chunking import SAMPLES
 from lctk.models.fake import FakeEmbedder
 from lctk.retrieval import api
 from lctk.retrieval.ranking import Filters, Searcher, is_symbol_query
-from lctk.retrieval.store import aggregate, build_index, index_location, load_index
+from lctk.retrieval.indexer import build_index
+from lctk.retrieval.store import aggregate, index_location, load_index
 from lctk.retrieval.units import FILE, split_file
 from lctk.sources.chunking import parse_text, text_lines
 

@@ -125,7 +125,7 @@ def ensure_static(source: Path, name: str) -> Path:
     with file_lock(target.with_name(target.name + ".lock")):
         if is_static_folder(target):
             return target
-        log.warning("building the %s embedder from %s (one time, ~30 s; cached in %s)", name, source, target.parent)
+        log.info("building the %s embedder from %s (one time, ~30 s; cached in %s)", name, source, target.parent)
         with atomic_directory(target) as tmp:
             _distill(source, tmp, digest)
     return target

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from lctk.errors import InputError
 from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
+from lctk.retrieval.indexer import build_index, precheck_new_index
 from lctk.retrieval.store import (
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
     IndexData,
     IndexStats,
-    build_index,
     find_index_root,
     index_location,
     load_index,
@@ -73,9 +73,10 @@ def index(
     target = resolve_target(path)
     if target.within and (target.root / target.within).is_file():
         raise InputError(f"{path} is a file; index a directory")
+    walked = precheck_new_index(target.root)  # fail fast, before an embedder is loaded or built
     if embedder is None:
         embedder, _ = load_search_embedder(embed_model)
-    return build_index(target.root, embedder, block_tokens, aggregation, rebuild, progress, wait_message)
+    return build_index(target.root, embedder, block_tokens, aggregation, rebuild, progress, wait_message, walked)
 
 
 @dataclass
@@ -103,13 +104,14 @@ def open_index(
     """Refresh (or build) the index that covers PATH and load it for searching."""
     target = resolve_target(path)
     reranker_name = None
+    existing = load_index(target.root) if not refresh else None
+    walked = precheck_new_index(target.root) if refresh or existing is None else None  # fail fast
     if embedder is None:
         embedder, reranker_name = load_search_embedder(embed_model)
     stats = None
-    existing = load_index(target.root) if not refresh else None
     how = aggregation or (existing.meta.get("aggregation") if existing else None) or DEFAULT_AGGREGATION
     if refresh or existing is None:
-        stats = build_index(target.root, embedder, block_tokens, how, False, progress, wait_message)
+        stats = build_index(target.root, embedder, block_tokens, how, False, progress, wait_message, walked)
         existing = load_index(target.root)
     if existing is None:
         raise InputError(f"the index of {target.root} could not be written or read")
