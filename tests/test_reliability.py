@@ -183,8 +183,9 @@ def test_ctrl_c_while_compressing_or_asking_prints_no_result(tmp_path):
     from lctk.config import cache_dir
 
     env = {"LCTK_CACHE_DIR": str(tmp_path / "cache")}
-    if (cache_dir() / "converted").is_dir():  # reuse conversions made earlier (else the run is stopped while converting)
-        shutil.copytree(cache_dir() / "converted", tmp_path / "cache" / "converted", dirs_exist_ok=True, symlinks=True)
+    (tmp_path / "cache").mkdir()
+    if (cache_dir() / "converted").is_dir():  # a fresh score cache, the conversions made earlier (GBs: linked, not copied)
+        (tmp_path / "cache" / "converted").symlink_to(cache_dir() / "converted", target_is_directory=True)
     jobs = [
         ("compress", str(root), "-q", "parse a JSON document into Python objects", "-B", "800"),
         ("ask", str(TESTS.parent / "README.md"), "How does compress keep the budget?"),
