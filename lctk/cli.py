@@ -16,7 +16,7 @@ from lctk.commands.eval import eval_app
 from lctk.commands.generate import generate
 from lctk.commands.models import models
 from lctk.commands.search import index, search
-from lctk.state import cli_state
+from lctk.state import cli_state, interrupt_requested
 
 try:  # typer >= 0.26 vendors click; older releases use click itself
     from typer._click.exceptions import ClickException, UsageError
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:  # bare `lctk` shows the help, like `lctk --help`
         args = ["--help"]
+    _install_sigint_handler()
     try:
         command = typer.main.get_command(app)
         result = command.main(args=args, prog_name="lctk", standalone_mode=False)
@@ -118,4 +119,24 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         print_error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
         code = 1
+    if code == 0 and interrupt_requested.is_set():  # a library swallowed the KeyboardInterrupt on its way up
+        print_error("interrupted")
+        code = 130
     sys.exit(code)
+
+
+def _install_sigint_handler() -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets a sticky flag (see lctk.state).
+
+    An inherited SIG_IGN (`lctk … &` from a script) is kept.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+
+    def on_sigint(signum, frame):
+        interrupt_requested.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)

@@ -8,6 +8,8 @@ import sys
 from rich.console import Console
 from rich.markup import escape
 
+from lctk.state import check_interrupt
+
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -33,6 +35,7 @@ class OutputClosedError(Exception):
 
 def write_stdout(text: str) -> None:
     """Write a result to stdout and flush it (piped consumers see it at once)."""
+    check_interrupt()  # never print a result after Ctrl-C, even if a library swallowed the interrupt
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -87,7 +90,7 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
 
     def __enter__(self):
         if not sys.stderr.isatty():
-            return self._plain() if self.log_every is not None else None
+            return self._plain() if self.log_every is not None else (lambda *args, **kwargs: check_interrupt())
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
@@ -98,6 +101,7 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
         self._task = self._progress.add_task(self.description, total=None)
 
         def update(done: int, total: int, description: str | None = None) -> None:
+            check_interrupt()
             fields = {"description": description} if description is not None else {}
             self._progress.update(self._task, completed=done, total=total, **fields)
 
@@ -110,6 +114,7 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
         logger = logging.getLogger("lctk")
 
         def update(done: int, total: int, description: str | None = None) -> None:
+            check_interrupt()
             now = time.monotonic()
             if now - last[0] < self.log_every or done <= 0 or done >= total:
                 return

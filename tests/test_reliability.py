@@ -198,3 +198,29 @@ def test_ctrl_c_while_compressing_or_asking_prints_no_result(tmp_path):
         assert proc.returncode == 130, (args[0], err)
         assert out == b"", args[0]  # no half result that a script could mistake for the answer
         assert err.decode().strip().splitlines()[-1] == "error: interrupted"
+
+
+def test_a_ctrl_c_that_a_library_swallows_still_stops_the_run():
+    # Some native extensions check for signals and then clear the KeyboardInterrupt; lctk's flag
+    # makes the next progress update or result write raise it again.
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        from lctk import cli
+        from lctk.console import progress_callback, write_stdout
+        cli._install_sigint_handler()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass  # swallowed, as such an extension would
+        with progress_callback("working") as update:
+            try:
+                update(1, 10)
+            except KeyboardInterrupt:
+                print("progress stopped", file=sys.stderr)
+        sys.argv = ["lctk", "models"]
+        cli.main()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, preexec_fn=_default_sigint, timeout=120)
+    assert proc.returncode == 130 and proc.stdout == b""  # `lctk models` printed nothing
+    assert proc.stderr.decode().splitlines() == ["progress stopped", "error: interrupted"]
