@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -103,3 +103,22 @@ def file_lock(path: Path, timeout_s: float = -1):
     except OSError as exc:
         raise CacheError(f"cannot create lock directory {path.parent}: {exc.strerror or exc}") from None
     return FileLock(str(path), timeout=timeout_s)
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the inter-process lock on `path`; if another process holds it, call `on_wait` once
+    (to say "waiting for lock") and block until it is free."""
+    from filelock import Timeout
+
+    lock = file_lock(path)
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        if on_wait is not None:
+            on_wait()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

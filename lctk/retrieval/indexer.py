@@ -39,7 +39,7 @@ from lctk.retrieval.units import SPLITTER_VERSION, Block, Unit, block_headers, e
 from lctk.sources.chunking import parse_text, text_lines
 from lctk.sources.secrets import REDACTION_VERSION, redact_text
 from lctk.sources.walk import SkippedFile, WalkResult, decode_source, printable_path, walk_sources
-from lctk.storage import atomic_write_bytes, file_lock
+from lctk.storage import atomic_write_bytes, waiting_lock
 
 log = logging.getLogger("lctk.retrieval.store")  # same logger name as before the split: messages unchanged
 
@@ -89,19 +89,8 @@ def build_index(
     limit = min(block_tokens, max(embedder.max_tokens - 2, 8))
     directory = index_location(root)
     prepare_index_directory(directory, root)
-    lock = file_lock(directory / "lock")
-    from filelock import Timeout
-
-    try:
-        lock.acquire(timeout=0.2)
-    except Timeout:
-        if wait_message is not None:
-            wait_message()
-        lock.acquire()
-    try:
+    with waiting_lock(directory / "lock", wait_message):
         return _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started, walked)
-    finally:
-        lock.release()
 
 
 def precheck_new_index(root: Path) -> WalkResult | None:

@@ -202,20 +202,13 @@ def _checkpoint_lock(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    from filelock import Timeout
+    from lctk.storage import waiting_lock
 
-    from lctk.storage import file_lock
-
-    lock = file_lock(path.with_suffix(".lock"))
-    try:
-        lock.acquire(timeout=0.2)
-    except Timeout:
+    def say_waiting() -> None:
         log.warning("waiting for lock: another lctk ask is reading this document for the same question")
-        lock.acquire()
-    try:
+
+    with waiting_lock(path.with_suffix(".lock"), say_waiting):
         yield
-    finally:
-        lock.release()
 
 
 def _retrieve_with_checkpoints(path, document, sentences, windows, question, retriever, settings, resume, on_window):
