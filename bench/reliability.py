@@ -155,14 +155,15 @@ def checkpoint_write_seconds(path: Path, vectors: int, batch: int = 256) -> floa
     """Time the checkpoint's own work for `vectors` vectors: one committed transaction per batch."""
     import numpy as np
 
+    from lctk.compress.cache import content_hash
     from lctk.retrieval.indexer import _EmbedCheckpoint
 
     rng = np.random.default_rng(0)
     checkpoint = _EmbedCheckpoint(path, "bench")
     started = time.perf_counter()
     for start in range(0, vectors, batch):
-        texts = [f"block {i}" for i in range(start, min(start + batch, vectors))]
-        checkpoint.put(texts, rng.standard_normal((len(texts), 384)).astype(np.float32))
+        keys = [content_hash(f"block {i}") for i in range(start, min(start + batch, vectors))]
+        checkpoint.put(keys, rng.standard_normal((len(keys), 384)).astype(np.float32))
     seconds = time.perf_counter() - started
     checkpoint.close()
     return seconds

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lctk.compress.cache import content_hash
 from lctk.errors import CacheError, InputError
 from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
 from lctk.retrieval.store import (
@@ -271,22 +272,22 @@ class _EmbedCheckpoint:
     """
 
     def __init__(self, path: Path, model_key: str):
-        from lctk.compress.cache import content_hash, open_score_cache
+        from lctk.compress.cache import open_score_cache
 
-        self.path, self.model_key, self._hash = path, model_key, content_hash
+        self.path, self.model_key = path, model_key
+        self._resumable = path.exists()  # a fresh checkpoint holds nothing to look up
         self._cache = open_score_cache(path, "index checkpoint")
 
-    def get(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Vectors already embedded for these texts, by text hash."""
-        found = self._cache.get_many(self.model_key, "block", [(self._hash(t), "") for t in texts])
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Vectors already embedded, by the content hash of the text embedded."""
+        if not self._resumable:
+            return {}
+        found = self._cache.get_many(self.model_key, "block", [(key, "") for key in keys])
         return {content: vector for (content, _), vector in found.items()}
 
-    def put(self, texts: list[str], vectors: np.ndarray) -> None:
-        """Commit one batch."""
-        self._cache.put_many(self.model_key, "block", {(self._hash(t), ""): v for t, v in zip(texts, vectors)})
-
-    def key(self, text: str) -> str:
-        return self._hash(text)
+    def put(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Commit one batch (keys: content hashes of the texts embedded)."""
+        self._cache.put_many(self.model_key, "block", {(key, ""): v for key, v in zip(keys, vectors)})
 
     def close(self) -> None:
         self._cache.close()
@@ -310,33 +311,33 @@ def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None
     if not total:
         return 0
     units = sum(len(rows.units) for rows in pending)
-    saved = checkpoint.get([text for rows in pending for text in rows.embed_texts])
+    keys = [[content_hash(text) for text in rows.embed_texts] for rows in pending]  # hashed once
+    saved = checkpoint.get([key for file_keys in keys for key in file_keys])
     done, embedded, started = 0, 0, time.perf_counter()
-    queue: list[tuple[_FileRows, int]] = []  # (file, block index)
+    queue: list[tuple[_FileRows, int, str]] = []  # (file, block index, content hash)
 
     def flush() -> None:
         nonlocal done, embedded, queue
         if not queue:
             return
-        texts = [rows.embed_texts[i] for rows, i in queue]
-        vectors = embedder.embed(texts)
-        checkpoint.put(texts, vectors)
-        for (rows, i), vector in zip(queue, vectors):
+        vectors = embedder.embed([rows.embed_texts[i] for rows, i, _ in queue])
+        checkpoint.put([key for _, _, key in queue], vectors)
+        for (rows, i, _), vector in zip(queue, vectors):
             rows.vectors[i] = vector
         done, embedded, queue = done + len(queue), embedded + len(queue), []
         if progress is not None:
             rate = embedded / max(time.perf_counter() - started, 1e-9)
             progress(done, total, f"indexing {len(pending)} files, {units} units: {rate:,.0f} blocks/s")
 
-    for rows in pending:
+    for rows, file_keys in zip(pending, keys):
         rows.vectors = np.zeros((len(rows.blocks), embedder.dim), dtype=np.float32)
-        for i in range(len(rows.blocks)):
-            vector = saved.get(checkpoint.key(rows.embed_texts[i]))
+        for i, key in enumerate(file_keys):
+            vector = saved.get(key)
             if vector is not None and len(vector) == embedder.dim:
                 rows.vectors[i] = vector
                 done += 1
                 continue
-            queue.append((rows, i))
+            queue.append((rows, i, key))
             if len(queue) >= EMBED_BATCH:
                 flush()
     flush()
