@@ -38,16 +38,15 @@ def parse_lengths(text: str) -> list[int]:
 
 
 def python_files(root):
-    """The repository's Python files (lctk's walker: ignores, binaries, size limits), each with its
-    posix path relative to `root`; files reached through links that lead outside `root` are left out."""
+    """The repository's Python files (lctk's walker: ignores, binaries, size limits, links that lead
+    outside `root` skipped), each with its posix path relative to `root`."""
     import os
     from pathlib import Path
 
     from lctk.sources.walk import walk_sources
 
-    found = [(f.path, Path(os.path.relpath(f.path, root)).as_posix()) for f in walk_sources([Path(root)]).files
-             if f.language == "python"]
-    return [(path, relative) for path, relative in found if ".." not in Path(relative).parts]
+    return [(f.path, Path(os.path.relpath(f.path, root)).as_posix()) for f in walk_sources([Path(root)]).files
+            if f.language == "python"]
 
 
 @eval_app.command("ask")

@@ -188,16 +188,6 @@ def redact_text(text: str, path: str = "") -> RedactedText:
     return RedactedText("".join(pieces), tuple(redactions))
 
 
-def redact_all(items: Iterable[tuple[str, str]]) -> tuple[list[str], tuple[Redaction, ...]]:
-    """Redact many (path, text) pairs; returns the texts in order and every redaction."""
-    texts, found = [], []
-    for path, text in items:
-        result = redact_text(text, path)
-        texts.append(result.text)
-        found.extend(result.redactions)
-    return texts, tuple(found)
-
-
 def summarize(redactions: Iterable[Redaction], shown: int = 5) -> str:
     """One line for stderr: how many, of which kinds, and where the first few were."""
     redactions = list(redactions)
