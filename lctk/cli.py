@@ -95,34 +95,32 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         code = 141
     except LctkError as exc:
-        if cli_state.verbose:
-            import traceback
-
-            traceback.print_exc()
+        _traceback_if_verbose()
         print_error(str(exc))
         code = exc.exit_code
     except MemoryError:
         print_error("out of memory; try a smaller input, --budget or --window")
         code = 1
     except OSError as exc:  # a full disk, a quota, a read-only mount met where no caller expected it
-        if cli_state.verbose:
-            import traceback
-
-            traceback.print_exc()
+        _traceback_if_verbose()
         where = f" ({exc.filename})" if exc.filename else ""
         print_error(f"{exc.strerror or exc}{where}")
         code = 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
-        if cli_state.verbose:
-            import traceback
-
-            traceback.print_exc()
+        _traceback_if_verbose()
         print_error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)")
         code = 1
     if code == 0 and interrupt_requested.is_set():  # a library swallowed the KeyboardInterrupt on its way up
         print_error("interrupted")
         code = 130
     sys.exit(code)
+
+
+def _traceback_if_verbose() -> None:
+    if cli_state.verbose:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _install_sigint_handler() -> None:

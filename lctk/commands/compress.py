@@ -114,8 +114,8 @@ def _skip_summary(skipped) -> str:
 def _report_skipped(skipped, listed: int = 10) -> None:
     """Name each skipped file on stderr; past `listed`, count them by reason (--verbose names all)."""
     import logging
-    from collections import Counter
 
+    from lctk.sources.walk import count_by_reason
     from lctk.state import cli_state
 
     log = logging.getLogger("lctk")
@@ -123,6 +123,4 @@ def _report_skipped(skipped, listed: int = 10) -> None:
         for item in skipped:
             log.info("skipped %s: %s", item.display_path, item.reason)
         return
-    reasons = Counter(item.reason.split(" (")[0] for item in skipped)
-    summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
-    log.info("skipped %d files: %s (--verbose lists them; --format json names them)", len(skipped), summary)
+    log.info("skipped %d files: %s (--verbose lists them; --format json names them)", len(skipped), count_by_reason(skipped))

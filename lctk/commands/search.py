@@ -137,15 +137,15 @@ def _report_redactions(hits, opened, context: int) -> None:
 
     from lctk.sources.secrets import Redaction, summarize
 
-    searcher, seen = opened.searcher, {}
+    searcher, seen = opened.searcher, {}  # an ordered set: a line shown by two hits counts once
     for hit in hits:
         file_index = searcher.file_index_of(hit.path)
         first, last = hit.block_start_line - context, hit.block_end_line + context
         for r in searcher.redactions(file_index) if file_index is not None else ():
             if first <= r.line <= last:
-                seen[(hit.path, r.line, r.kind)] = Redaction(hit.path, r.line, r.kind)
+                seen[Redaction(hit.path, r.line, r.kind)] = None
     if seen:
-        logging.getLogger("lctk").warning(summarize(seen.values()))
+        logging.getLogger("lctk").warning(summarize(seen))
 
 
 def _waiting() -> None:
@@ -167,16 +167,15 @@ def _report_refresh(stats) -> None:
 
 def _report_skipped(skipped, quiet: bool = False) -> None:
     import logging
-    from collections import Counter
+
+    from lctk.sources.walk import count_by_reason
 
     if not skipped:
         return
     log = logging.getLogger("lctk")
     for item in skipped:
         log.debug("skipped %s: %s", item.display_path, item.reason)
-    reasons = Counter(item.reason.split(" (")[0] for item in skipped)
-    summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
-    (log.debug if quiet else log.info)("skipped %d files: %s (--verbose lists them)", len(skipped), summary)
+    (log.debug if quiet else log.info)("skipped %d files: %s (--verbose lists them)", len(skipped), count_by_reason(skipped))
 
 
 def _check_languages(languages: tuple[str, ...]) -> tuple[str, ...]:

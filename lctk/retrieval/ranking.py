@@ -169,6 +169,7 @@ class Searcher:
         self.aggregation = index.meta.get("aggregation", "mean")
         self._file_texts: dict[int, object] = {}  # file index -> RedactedText, or None when stale
         self._headers: dict[int, list[str]] = {}
+        self._by_display: dict[str, int] | None = None  # display path -> file index, built on first use
         self._units: dict[int, list[Unit]] = {}
         self._last_query: str | None = None
         self._last_vector = self._last_block_cos = None
@@ -299,7 +300,7 @@ class Searcher:
 
     def file_index_of(self, hit_path: str) -> int | None:
         """The index of the file a hit's (display) path names."""
-        if not hasattr(self, "_by_display"):
+        if self._by_display is None:
             self._by_display = {self.display_prefix + printable_path(f.path): i for i, f in enumerate(self.index.files)}
         return self._by_display.get(hit_path)
 

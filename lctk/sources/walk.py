@@ -52,6 +52,14 @@ class SkippedFile:
     reason: str
 
 
+def count_by_reason(skipped: Sequence[SkippedFile]) -> str:
+    """Skipped files counted by reason, e.g. "3 binary, 1 too large" (details in parentheses dropped)."""
+    from collections import Counter
+
+    reasons = Counter(item.reason.split(" (")[0] for item in skipped)
+    return ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+
+
 @dataclass(frozen=True)
 class WalkResult:
     """The files found, in a stable order, and the ones skipped."""
