@@ -140,10 +140,9 @@ def _report_redactions(hits, opened, context: int) -> None:
     searcher, seen = opened.searcher, {}  # an ordered set: a line shown by two hits counts once
     for hit in hits:
         file_index = searcher.file_index_of(hit.path)
-        first, last = hit.block_start_line - context, hit.block_end_line + context
-        for r in searcher.redactions(file_index) if file_index is not None else ():
-            if first <= r.line <= last:
-                seen[Redaction(hit.path, r.line, r.kind)] = None
+        shown = (hit.block_start_line - context, hit.block_end_line + context)  # the lines render's code shows
+        for r in searcher.redactions(file_index, *shown) if file_index is not None else ():
+            seen[Redaction(hit.path, r.line, r.kind)] = None
     if seen:
         logging.getLogger("lctk").warning(summarize(seen))
 

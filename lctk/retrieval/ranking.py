@@ -314,9 +314,12 @@ class Searcher:
         cached = self._file_texts[file_index]
         return None if cached is None else cached.text
 
-    def redactions(self, file_index: int):
-        """The secrets replaced in the file's text (lctk.sources.secrets.Redaction)."""
-        return () if self.file_text(file_index) is None else self._file_texts[file_index].redactions
+    def redactions(self, file_index: int, first_line: int = 1, last_line: int | None = None) -> tuple:
+        """The secrets replaced in the file's text (lctk.sources.secrets.Redaction), within those lines."""
+        if self.file_text(file_index) is None:
+            return ()
+        return tuple(r for r in self._file_texts[file_index].redactions
+                     if first_line <= r.line and (last_line is None or r.line <= last_line))
 
     def raw_file_text(self, file_index: int) -> str | None:
         """The file's current text, unredacted, if it still matches the index (same SHA-256), else None."""

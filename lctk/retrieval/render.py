@@ -69,7 +69,7 @@ def _code(opened, hit, context: int, redact: bool = True) -> dict:
     lines = text_lines(text)
     first = max(hit.block_start_line - context, 1)
     last = min(hit.block_end_line + context, len(lines))
-    shown = [{"line": r.line, "kind": r.kind} for r in searcher.redactions(file_index) if first <= r.line <= last] if redact else []
+    shown = [{"line": r.line, "kind": r.kind} for r in searcher.redactions(file_index, first, last)] if redact else []
     return {"start_line": first, "lines": lines[first - 1 : last], "stale": False, "redacted": shown}
 
 
