@@ -139,15 +139,15 @@ def find_secrets(text: str, path: str = "") -> list[tuple[int, int, str]]:
     for match in _URL_PASSWORD.finditer(text) if "://" in text else ():
         if not _PLACEHOLDER.match(match.group(1)):
             spans.append((match.start(1), match.end(1), "url-password"))
-    for match in _QUOTED_ASSIGNMENT.finditer(text):
-        if _looks_secret(match.group("name"), match.group("value")):
-            spans.append((match.start("value"), match.end("value"), "secret-value"))
-    suffix = PurePosixPath(path).suffix.lower()
-    if suffix in _CONFIG_SUFFIXES or is_env_file(path):
-        for match in _CONFIG_ASSIGNMENT.finditer(text):
+    env_file = is_env_file(path)
+    assignments = [_QUOTED_ASSIGNMENT]
+    if env_file or PurePosixPath(path).suffix.lower() in _CONFIG_SUFFIXES:
+        assignments.append(_CONFIG_ASSIGNMENT)  # unquoted `password: …` only where config lives
+    for pattern in assignments:
+        for match in pattern.finditer(text):
             if _looks_secret(match.group("name"), match.group("value")):
                 spans.append((match.start("value"), match.end("value"), "secret-value"))
-    if is_env_file(path):
+    if env_file:
         for match in _ENV_LINE.finditer(text):
             value = match.group(1).strip("\"'")
             if value and not _PLACEHOLDER.match(value):
