@@ -340,7 +340,7 @@ def test_a_torn_ask_checkpoint_is_ignored_and_rewritten(tmp_path):
     from lctk.retrieval.qa import answer, checkpoint_path
 
     document = document_from_text("hay.txt", _haystack(NEEDLE.replace("mauve-42", "4417"), 0.5))
-    settings = RetrievalSettings(window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
+    settings = RetrievalSettings(mode="attention", window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
     clean = answer(document, QUESTION, WordAttention(), EchoAnswer(), "fake", settings)
     path = checkpoint_path(tmp_path, document, QUESTION, settings, WordAttention.model_id)
     for torn in (b'{"next_window": 3, "kept": [1, 2', b"", b'{"next_window": 999, "kept": [], "scores": [], "tokens_read": 0}'):

@@ -103,7 +103,7 @@ ASK_SCRIPT = textwrap.dedent("""
             return super().last_layer_attention(ids, rows)
 
     document = document_from_text("hay.txt", _haystack(NEEDLE.replace("mauve-42", "4417"), 0.7))
-    settings = RetrievalSettings(window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
+    settings = RetrievalSettings(mode="attention", window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
     model = SlowAttention()
     result = answer(document, QUESTION, model, EchoAnswer(), "fake", settings,
                     checkpoint_dir=Path(sys.argv[1]), resume=True)

@@ -51,7 +51,9 @@ def python_files(root):
 
 @eval_app.command("ask")
 def eval_ask(
-    haystack: Annotated[str, typer.Option("--haystack", help="Text, PDF, Markdown, HTML, EPUB or DOCX whose text the needles go into.")],
+    haystack: Annotated[Optional[str], typer.Option("--haystack", help="Text, PDF, Markdown, HTML, EPUB or DOCX whose text the needles go into.", show_default=False)] = None,
+    questions: Annotated[Optional[str], typer.Option("--questions", help="Real questions instead of needles: JSONL of {\"question\", \"answers\": [...]} (answers [] = not in the document); see --document.", show_default=False)] = None,
+    document: Annotated[Optional[str], typer.Option("--document", help="With --questions: the document every question is asked of (default: each line's \"document\", relative to the questions file).", show_default=False)] = None,
     task: Annotated[str, typer.Option("--task", help="needle, passkey, multi-needle or thread.")] = "needle",
     lengths: Annotated[str, typer.Option("--lengths", help="Document lengths in retrieval-model tokens, e.g. 4k,8k,16k.")] = "4k,8k",
     depths: Annotated[int, typer.Option("--depths", min=1, help="Needle depths, evenly from 0% to 100%.")] = 5,
@@ -67,7 +69,7 @@ def eval_ask(
     backend: BackendOption = None,
     output_format: FormatOption = OutputFormat.text,
 ) -> None:
-    """Needle-in-a-haystack, passkey, multi-needle or thread tasks through `lctk ask`."""
+    """Needle-in-a-haystack, passkey, multi-needle or thread tasks — or your own questions — through `lctk ask`."""
     import json
     import time
     from pathlib import Path
@@ -84,6 +86,13 @@ def eval_ask(
     from lctk.options import backend_value
     from lctk.retrieval.qa import answer
 
+    if (haystack is None) == (questions is None):
+        raise UsageError("give --haystack (needle tasks) or --questions FILE.jsonl (real questions), not both")
+    if questions is not None:
+        from lctk.commands.eval_questions import eval_questions
+
+        eval_questions(questions, document, max_tokens, retrieval_model, model, backend_value(backend), output_format)
+        return
     if task not in KINDS:
         raise UsageError(f"--task must be one of {', '.join(KINDS)} (got {task!r})")
     if scoring not in ("substring", "exact"):

@@ -87,6 +87,14 @@ def pack_windows(
     becomes a sentence of its own, offsets kept). Returns the (possibly cut) sentences and the
     windows over them.
     """
+    fitted, counts = fit_sentences(text, sentences, window_tokens, count_tokens)
+    return fitted, windows_of(counts, window_tokens)
+
+
+def fit_sentences(
+    text: str, sentences: Sequence[Sentence], window_tokens: int, count_tokens: Callable[[Sequence[str]], list[int]],
+) -> tuple[list[Sentence], list[int]]:
+    """Cut sentences longer than `window_tokens` at word boundaries; return the sentences and their token counts."""
     if window_tokens < 1:
         raise ValueError("window_tokens must be positive")
     counts = count_tokens([text[s.start : s.end] for s in sentences])
@@ -100,16 +108,21 @@ def pack_windows(
         for piece in _cut(text, sentence, count, window_tokens, count_tokens):
             fitted.append(piece)
             fitted_counts.append(count_tokens([text[piece.start : piece.end]])[0])
+    return fitted, fitted_counts
+
+
+def windows_of(counts: Sequence[int], window_tokens: int) -> list[Window]:
+    """Consecutive runs of items (token `counts`) of at most `window_tokens` each (an over-long item alone)."""
     windows: list[Window] = []
     first, total = 0, 0
-    for index, count in enumerate(fitted_counts):
+    for index, count in enumerate(counts):
         if index > first and total + count > window_tokens:
             windows.append(Window(first, index, total))
             first, total = index, 0
         total += count
-    if fitted:
-        windows.append(Window(first, len(fitted), total))
-    return fitted, windows
+    if len(counts):
+        windows.append(Window(first, len(counts), total))
+    return windows
 
 
 def _cut(text, sentence, count, limit, count_tokens) -> list[Sentence]:

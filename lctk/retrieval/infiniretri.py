@@ -24,19 +24,11 @@ import numpy as np
 
 from lctk.documents.sentences import Sentence, Window
 from lctk.errors import InputError
+from lctk.retrieval.settings import RetrievalSettings
 
 PLACEHOLDER = "\x00CONTEXT\x00"
 QUESTION_MARK = "\x00QUESTION\x00"
 INSTRUCTION = "Read the text below and answer the question."
-
-
-@dataclass(frozen=True)
-class RetrievalSettings:
-    window_tokens: int = 1024
-    top_k: int = 300
-    phrase: int = 8
-    kept_tokens: int = 768  # cap on the kept sentences, in model tokens (bench/ask.py --tune)
-    weight_rows: bool = False  # weight question rows by their attention to the question (measured worse)
 
 
 @dataclass(frozen=True)
@@ -115,6 +107,23 @@ def _sentence_ids(model, text, sentences, index: int, parts: PromptParts) -> lis
 
 def _select(model, text, sentences, members, parts: PromptParts, settings: RetrievalSettings):
     """Score one input; return (kept sentence indexes in document order, their scores)."""
+    best, hit = sentence_attention(model, text, sentences, members, parts, settings)
+    chosen = [(float(score), member, length) for member, score, length, is_hit in
+              zip(members, best, (len(_sentence_ids(model, text, sentences, m, parts)) for m in members), hit) if is_hit]
+    chosen.sort(key=lambda item: (-item[0], item[1]))
+    kept, total = [], 0
+    for score, member, length in chosen:
+        if total + length > settings.kept_tokens and kept:
+            continue
+        kept.append((member, score))
+        total += length
+    kept.sort()
+    return tuple(m for m, _ in kept), tuple(s for _, s in kept)
+
+
+def sentence_attention(model, text, sentences, members, parts: PromptParts, settings: RetrievalSettings):
+    """Read `members` (sentence indexes, in order) + the question once; per member, return its best
+    phrase-smoothed attention score and whether one of the `top_k` context tokens falls in it."""
     context: list[int] = []
     spans: list[tuple[int, int]] = []  # per member, positions within the context
     for member in members:
@@ -127,22 +136,13 @@ def _select(model, text, sentences, members, parts: PromptParts, settings: Retri
     rows = list(range(question_start, question_start + len(parts.question)))
     attention = np.asarray(model.last_layer_attention(ids, rows), dtype=np.float64)  # (len(rows), len(ids))
     weights = question_row_weights(attention, rows) if settings.weight_rows else np.ones(len(rows))
-    token_scores = weights @ attention[:, start : start + len(context)]
+    token_scores = weights @ attention[:, start : start + len(context)]  # (len(context),)
     smoothed = phrase_scores(token_scores, settings.phrase)
-    top = set(np.argsort(-smoothed, kind="stable")[: settings.top_k].tolist())
-    chosen = []
-    for member, (a, b) in zip(members, spans):
-        if b > a and any(position in top for position in range(a, b)):
-            chosen.append((float(smoothed[a:b].max()), member, b - a))
-    chosen.sort(key=lambda item: (-item[0], item[1]))
-    kept, total = [], 0
-    for score, member, length in chosen:
-        if total + length > settings.kept_tokens and kept:
-            continue
-        kept.append((member, score))
-        total += length
-    kept.sort()
-    return tuple(m for m, _ in kept), tuple(s for _, s in kept)
+    in_top = np.zeros(len(context), dtype=bool)
+    in_top[np.argsort(-smoothed, kind="stable")[: settings.top_k]] = True
+    best = np.array([smoothed[a:b].max() if b > a else 0.0 for a, b in spans])
+    hit = np.array([bool(b > a and in_top[a:b].any()) for a, b in spans])
+    return best, hit
 
 
 def question_row_weights(attention: np.ndarray, rows: list[int]) -> np.ndarray:

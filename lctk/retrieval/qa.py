@@ -16,18 +16,25 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lctk.documents.load import Document, load_document
-from lctk.documents.sentences import pack_windows, split_sentences
+from lctk.documents.sentences import Sentence, Window, fit_sentences, split_sentences, windows_of
 from lctk.errors import InputError
-from lctk.retrieval.infiniretri import RetrievalSettings, RetrievalState, retrieve
+from lctk.retrieval.hybrid import hybrid_select
+from lctk.retrieval.infiniretri import RetrievalState, retrieve
+from lctk.retrieval.prior import SentencePrior
+from lctk.retrieval.settings import RetrievalMode, RetrievalSettings
 
 log = logging.getLogger(__name__)
 
-ANSWER_INSTRUCTION = "Answer the question using only the text below. Quote the relevant words when you can."
+ANSWER_INSTRUCTION = (
+    "Answer the question using only the text below. Quote the relevant words when you can. "
+    "If the text does not answer it, reply: The document does not say."
+)
+REFUSAL = "The document does not say."
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class AskResult:
     tokens_read: int
     tokens_kept: int
     document_chars: int
+    document_tokens: int
+    mode: str
     retrieval_model: str
     answer_model: str
     answer_backend: str
@@ -90,6 +99,26 @@ def answer_messages(evidence: list[str], question: str) -> list[dict]:
     return [{"role": "user", "content": f"{ANSWER_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}\nAnswer:"}]
 
 
+def respond(answerer, evidence: Sequence[Evidence], question: str, max_tokens: int = 256,
+            on_piece: Callable[[str], None] | None = None):
+    """Answer `question` from `evidence` (document order) with `answerer`; return (answer, stats).
+
+    With no evidence at all the answer is the refusal, and no model runs.
+    """
+    if not evidence:
+        if on_piece is not None:
+            on_piece(REFUSAL)
+        return REFUSAL, None
+    stream = answerer.generate(answer_messages([e.text for e in evidence], question), max_tokens=max_tokens,
+                               temperature=0.0)
+    pieces = []
+    for piece in until_next_question(stream):
+        pieces.append(piece)
+        if on_piece is not None:
+            on_piece(piece)
+    return "".join(pieces).strip(), getattr(stream, "stats", None)
+
+
 def checkpoint_path(cache: Path, document: Document, question: str, settings: RetrievalSettings, model_id: str) -> Path:
     key = json.dumps([hashlib.sha256(document.text.encode("utf-8", "surrogateescape")).hexdigest(), question.strip(),
                       asdict(settings), model_id])
@@ -128,12 +157,36 @@ def ask(
     Models default to the `attention` and `generate` roles (`lctk models`); `model`/`backend`
     choose the answer model, `retrieval_model` the one whose attention picks the evidence (torch).
     """
+    if not question.strip():
+        raise InputError("empty question; ask something")
+    return next(ask_many(document, [question], model, backend, retrieval_model, settings, max_tokens, resume,
+                         on_window, lambda _index, piece: on_piece(piece) if on_piece else None))
+
+
+def ask_many(
+    document: str | os.PathLike | Document,
+    questions: Sequence[str],
+    model: str | None = None,
+    backend: str = "auto",
+    retrieval_model: str | None = None,
+    settings: RetrievalSettings = RetrievalSettings(),
+    max_tokens: int = 256,
+    resume: bool = False,
+    on_window: Callable[[int, int, int], None] | None = None,
+    on_piece: Callable[[int, str], None] | None = None,
+) -> Iterator[AskResult]:
+    """Answer each question in turn, loading the models and reading the document once; yields results in order.
+
+    Extraction, the sentence split, token counts and the prior's sentence vectors are computed once
+    and shared by every question; `on_piece(index, piece)` streams each answer.
+    """
     from lctk.config import writable_cache_subdir
     from lctk.models.loader import load_language_model
     from lctk.models.registry import LM, resolve_model, role_model
 
-    if not question.strip():
-        raise InputError("empty question; ask something")
+    blank = [i + 1 for i, q in enumerate(questions) if not q.strip()]
+    if not questions or blank:
+        raise InputError(f"empty question (number {blank[0]}); ask something" if blank else "no questions to ask")
     if not isinstance(document, Document):
         document = load_document(document, writable_cache_subdir("documents"))
     retrieval_name, answer_name = retrieval_model or role_model("attention").value, role_model("generate", model).value
@@ -141,12 +194,90 @@ def ask(
         resolve_model(name, LM)
     retriever, _ = load_language_model(retrieval_name, "attention", "torch")
     answerer, choice = load_language_model(answer_name, "generate", backend)
-    return answer(document, question, retriever, answerer, choice.backend, settings, max_tokens,
-                  writable_cache_subdir("ask"), resume, on_window, on_piece)
+    prepared = prepare(document, retriever, settings, prior_embedder(settings))
+    for index, question in enumerate(questions):
+        pieces = (lambda piece, at=index: on_piece(at, piece)) if on_piece is not None else None
+        yield answer(prepared, question, retriever, answerer, choice.backend, settings, max_tokens,
+                     writable_cache_subdir("ask"), resume, on_window, pieces)
+
+
+def read_questions(path: str | os.PathLike) -> list[str]:
+    """Questions from a file: one per line ('#' lines and blank lines skipped), or JSON lines with a "question"."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such questions file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read questions ({getattr(error, 'strerror', None) or error})") from None
+    questions = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                line = json.loads(line).get("question")
+            except (ValueError, AttributeError):
+                line = None
+            if not isinstance(line, str) or not line.strip():
+                raise InputError(f"{path}:{number}: a JSON line needs a non-empty \"question\" string")
+        questions.append(line.strip())
+    if not questions:
+        raise InputError(f"{path}: no questions in the file")
+    return questions
+
+
+def prior_embedder(settings: RetrievalSettings):
+    """The embedder of the prior's dense half (the `embed` role's model), or None when the mode has no prior."""
+    if settings.mode == RetrievalMode.attention:
+        return None
+    from lctk.models.loader import load_embedder
+    from lctk.models.registry import role_model
+
+    return load_embedder(role_model("embed").value)
+
+
+@dataclass
+class PreparedDocument:
+    """A document split, counted and indexed once; any number of questions can then be asked of it."""
+
+    document: Document
+    sentences: list[Sentence]
+    counts: list[int]  # retrieval-model tokens of each sentence
+    windows: list[Window]
+    prior: SentencePrior | None  # built on first use by a mode that needs it
+    embedder: object | None = None
+    split_s: float = 0.0
+
+    def prior_scores(self, question: str):
+        if self.prior is None:
+            self.prior = SentencePrior([self.document.text[s.start : s.end] for s in self.sentences], self.embedder)
+        return self.prior.scores(question)
+
+    def evidence(self, kept: Iterable[int], scores: Iterable[float]) -> tuple[Evidence, ...]:
+        text, sentences = self.document.text, self.sentences
+        return tuple(
+            Evidence(text[sentences[i].start : sentences[i].end], self.document.label_at(sentences[i].start),
+                     sentences[i].start, sentences[i].end, round(score, 4))
+            for i, score in zip(kept, scores)
+        )
+
+
+def prepare(document: Document, retriever, settings: RetrievalSettings = RetrievalSettings(),
+            embedder=None) -> PreparedDocument:
+    """Split `document` into sentences, count them in `retriever`'s tokens and pack its windows."""
+    started = time.perf_counter()
+    sentences = split_sentences(document.text)
+    if not sentences:
+        raise InputError(f"{document.name} has no sentences to read")
+    count = lambda texts: [retriever.count_tokens(t) for t in texts]  # noqa: E731
+    sentences, counts = fit_sentences(document.text, sentences, settings.window_tokens, count)
+    windows = windows_of(counts, settings.window_tokens)
+    return PreparedDocument(document, sentences, counts, windows, None, embedder, time.perf_counter() - started)
 
 
 def answer(
-    document: Document,
+    document: Document | PreparedDocument,
     question: str,
     retriever,
     answerer,
@@ -157,39 +288,48 @@ def answer(
     resume: bool = False,
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[str], None] | None = None,
+    *,
+    embedder=None,
 ) -> AskResult:
-    """Retrieve evidence with `retriever`'s attention, then answer with `answerer` (streamed to on_piece)."""
+    """Find evidence for `question` (settings.mode), then answer with `answerer` (streamed to on_piece).
+
+    `document` may be prepared once with `prepare(...)` and reused across questions; `embedder`
+    gives the prior its dense half (lexical only without one).
+    """
     if not question.strip():
         raise InputError("empty question; ask something")
     started = time.perf_counter()
-    sentences = split_sentences(document.text)
-    if not sentences:
-        raise InputError(f"{document.name} has no sentences to read")
-    count = lambda texts: [retriever.count_tokens(t) for t in texts]  # noqa: E731
-    sentences, windows = pack_windows(document.text, sentences, settings.window_tokens, count)
-    split_s = time.perf_counter() - started
-    path = checkpoint_path(checkpoint_dir, document, question, settings, retriever.model_id) if checkpoint_dir else None
-    with _checkpoint_lock(path):
-        state, retrieval_s, resumed = _retrieve_with_checkpoints(
-            path, document, sentences, windows, question, retriever, settings, resume, on_window)
-    evidence = tuple(
-        Evidence(document.text[sentences[i].start : sentences[i].end], document.label_at(sentences[i].start),
-                 sentences[i].start, sentences[i].end, round(score, 4))
-        for i, score in zip(state.kept, state.scores)
-    )
-    messages = answer_messages([e.text for e in evidence], question)
+    prepared = document if isinstance(document, PreparedDocument) else prepare(document, retriever, settings, embedder)
+    windows_total, resumed = len(prepared.windows), 0
+    retrieval_started = time.perf_counter()
+    if settings.mode == RetrievalMode.attention:
+        path = (checkpoint_path(checkpoint_dir, prepared.document, question, settings, retriever.model_id)
+                if checkpoint_dir else None)
+        with _checkpoint_lock(path):
+            state, _, resumed = _retrieve_with_checkpoints(
+                path, prepared.document, prepared.sentences, prepared.windows, question, retriever, settings, resume,
+                on_window)
+        kept, scores, tokens_read, windows_read = state.kept, state.scores, state.tokens_read, windows_total - resumed
+    else:
+        prior = prepared.prior_scores(question)
+        reader = retriever if settings.mode == RetrievalMode.hybrid else None
+        selection = hybrid_select(reader, prepared.document.text, prepared.sentences, prepared.counts, prior,
+                                  question, settings)
+        kept, scores, tokens_read, windows_read = (selection.kept, selection.scores, selection.tokens_read,
+                                                   selection.windows_read)
+        if on_window is not None:
+            on_window(windows_read, windows_read, tokens_read)
+    retrieval_s = time.perf_counter() - retrieval_started
+    evidence = prepared.evidence(kept, scores)
     answer_started = time.perf_counter()
-    stream = answerer.generate(messages, max_tokens=max_tokens, temperature=0.0)
-    pieces = []
-    for piece in until_next_question(stream):
-        pieces.append(piece)
-        if on_piece is not None:
-            on_piece(piece)
+    reply, _ = respond(answerer, evidence, question, max_tokens, on_piece)
     answer_s = time.perf_counter() - answer_started
+    split_s = prepared.split_s  # shared by every question asked of a prepared document
     return AskResult(
-        answer="".join(pieces).strip(), evidence=evidence, windows=len(windows) - resumed, windows_total=len(windows),
-        tokens_read=state.tokens_read, tokens_kept=sum(retriever.count_tokens(e.text) for e in evidence),
-        document_chars=len(document.text), retrieval_model=retriever.model_id, answer_model=answerer.model_id,
+        answer=reply, evidence=evidence, windows=windows_read, windows_total=windows_total,
+        tokens_read=tokens_read, tokens_kept=sum(prepared.counts[i] for i in kept),
+        document_chars=len(prepared.document.text), document_tokens=sum(prepared.counts), mode=RetrievalMode(settings.mode).value,
+        retrieval_model=retriever.model_id, answer_model=answerer.model_id,
         answer_backend=answer_backend, resumed_from_window=resumed,
         timings={"split_s": round(split_s, 3), "retrieval_s": round(retrieval_s, 3), "answer_s": round(answer_s, 3),
                  "total_s": round(time.perf_counter() - started, 3)},

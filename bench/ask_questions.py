@@ -1,0 +1,317 @@
+"""Benchmark `lctk ask` on real questions over real manuals: evidence recall, answer accuracy, refusals.
+
+Usage:
+  python bench/ask_questions.py [--systems lctk,prior,plain,excerpt] [--ablation] [--answerers A/B,...]
+                                [--split dev|heldout|all] [--report]
+
+Questions: bench/data/ask-questions.jsonl (written from ../shared/data/pdf; `split` dev = tuned on,
+heldout = kept aside and reported separately; `answers: []` = the manual does not say). Documents:
+each question's own manual (Debian Policy ~110k tokens, Developer's Reference ~70k), and every
+question again over the two manuals concatenated (~180k tokens). Scoring is `lctk eval ask
+--questions`' (lctk/evaluation/questions.py): normalised substring and F1; evidence recall = the
+answer is in the kept sentences.
+
+Systems, side by side in one run:
+- lctk: `lctk ask` defaults (hybrid retrieval), answered by each of --answerers from the same evidence;
+- prior: the lexical+dense prior alone (no attention model);
+- plain: the answer model given the manual's head cut to its 8,192-token window (what plain CLIs do);
+- excerpt: a ~6k-token excerpt holding the answer at a depth set by the question id, read by
+  lctk (hybrid), by InfiniRetri as published (`--mode attention`: the model reads every window,
+  attention alone picks the evidence; too slow for whole manuals on a CPU) and by the plain model
+  with the whole excerpt in its window.
+`--ablation` measures evidence recall (no answers) of retrieval variants on the dev split.
+Results are cached in bench/.data/ask-questions.json; `--report` rewrites the BENCHMARKS.md section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from report import write_section  # noqa: E402
+
+from lctk.documents.load import Document, document_from_text, load_document  # noqa: E402
+from lctk.evaluation.questions import load_questions, score, summarize  # noqa: E402
+from lctk.retrieval.prior import SentencePrior  # noqa: E402
+from lctk.retrieval.qa import REFUSAL, answer, answer_messages, prepare  # noqa: E402
+from lctk.retrieval.settings import RetrievalMode, RetrievalSettings  # noqa: E402
+
+DATA = ROOT / "bench" / ".data"
+RESULTS = DATA / "ask-questions.json"
+QUESTIONS = ROOT / "bench" / "data" / "ask-questions.jsonl"
+SHARED = Path(os.environ.get("LCTK_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MANUALS = ("developers-reference.pdf", "debian-policy.pdf")
+CONCAT = "+".join(MANUALS)
+PLAIN_CONTEXT = 8192
+EXCERPT_TOKENS = 6000
+MAX_TOKENS = 48
+
+
+class Models:
+    def __init__(self):
+        self._cache: dict = {}
+
+    def lm(self, alias: str, backend: str, role: str = "generate"):
+        from lctk.models.loader import load_language_model
+
+        if (alias, backend) not in self._cache:
+            self._cache[(alias, backend)] = load_language_model(alias, role, backend)[0]
+        return self._cache[(alias, backend)]
+
+    def embedder(self):
+        from lctk.models.loader import load_embedder
+        from lctk.models.registry import role_model
+
+        if "embed" not in self._cache:
+            self._cache["embed"] = load_embedder(role_model("embed").value)
+        return self._cache["embed"]
+
+
+def manuals() -> dict[str, Document]:
+    from lctk.config import writable_cache_subdir
+
+    docs = {name: load_document(SHARED / "pdf" / name, writable_cache_subdir("documents")) for name in MANUALS}
+    text, marks = "", []
+    for name in MANUALS:  # the concatenation keeps each manual's pages, labelled with its name
+        marks += [(len(text) + offset, f"{name} p. {label}") for offset, label in docs[name].marks]
+        text += docs[name].text + "\n\n"
+    docs[CONCAT] = Document(CONCAT, "pdf", text, tuple(marks))
+    return docs
+
+
+def excerpt(document: Document, question, counter) -> Document:
+    """~EXCERPT_TOKENS of the manual around the question's page, the page at a depth set by its id."""
+    if question.page is None:
+        start = int(hashlib.sha256(question.id.encode()).hexdigest(), 16) % max(len(document.text) - 30000, 1)
+    else:
+        page_at = next(o for o, label in document.marks if label == str(question.page))
+        depth = int(hashlib.sha256(question.id.encode()).hexdigest(), 16) % 100 / 100
+        start = max(0, page_at - int(depth * EXCERPT_TOKENS * 3.6))
+    text = document.text[start : start + EXCERPT_TOKENS * 5]
+    while counter(text) > EXCERPT_TOKENS:
+        text = text[: int(len(text) * 0.95)]
+    return document_from_text(f"{document.name}@{start}", text)
+
+
+def refused(text: str) -> bool:
+    return text.strip().startswith(REFUSAL)
+
+
+def run_lctk(models, prepared, question, settings, answerers, retrieval) -> dict:
+    """One question through `answer` with the first answerer; the others answer from the same evidence."""
+    first = models.lm(*answerers[0])
+    result = answer(prepared, question.question, models.lm(retrieval, "torch", "attention"), first, answerers[0][1],
+                    settings, MAX_TOKENS)
+    evidence = "\n".join(e.text for e in result.evidence)
+    answers = {"/".join(answerers[0]): result.answer}
+    for alias, backend in answerers[1:]:
+        model = models.lm(alias, backend)
+        answers[f"{alias}/{backend}"] = answer_with(model, result.evidence, question.question)
+    return {"answers": answers, "evidence": evidence, "tokens_read": result.tokens_read,
+            "tokens_kept": result.tokens_kept, "retrieval_s": result.timings["retrieval_s"],
+            "answer_s": result.timings["answer_s"], "document_tokens": result.document_tokens}
+
+
+def answer_with(model, evidence, question: str) -> str:
+    from lctk.retrieval.qa import respond
+
+    return respond(model, evidence, question, MAX_TOKENS)[0]
+
+
+def run_plain(models, document: Document, question, alias: str, backend: str) -> dict:
+    """The answer model given the document's head, cut to fit its window."""
+    model = models.lm(alias, backend)
+    room = min(PLAIN_CONTEXT, model.max_context_tokens) - MAX_TOKENS - 96
+    ids = model.tokenize(document.text, add_special=False)
+    text = model.detokenize(ids[:room]) if len(ids) > room else document.text
+    messages = answer_messages([text], question.question)
+    while len(model.tokenize(model.format_chat(messages), add_special=True)) > room + 64:
+        text = text[: int(len(text) * 0.97)]
+        messages = answer_messages([text], question.question)
+    started = time.perf_counter()
+    reply = "".join(model.generate(messages, max_tokens=MAX_TOKENS, temperature=0.0)).strip()
+    return {"answers": {f"{alias}/{backend}": reply}, "evidence": text, "answer_s": round(time.perf_counter() - started, 2)}
+
+
+def sweep(args, questions, results) -> None:
+    models, docs = Models(), manuals()
+    answerers = [tuple(a.split("/")) for a in args.answerers.split(",")]
+    retriever = models.lm(args.retrieval, "torch", "attention")
+    embedder = models.embedder()
+    prepared: dict = {}
+
+    def ready(document: Document, settings: RetrievalSettings):
+        key = (document.name, settings.window_tokens)
+        if key not in prepared:
+            prepared[key] = prepare(document, retriever, settings, embedder)
+        return prepared[key]
+
+    default = RetrievalSettings()
+    jobs = []
+    for q in questions:
+        own = docs[q.document]
+        if "lctk" in args.systems:
+            jobs += [("lctk", q.document, q, default), ("lctk", CONCAT, q, default)]
+        if "prior" in args.systems:
+            jobs += [("prior", q.document, q, replace(default, mode=RetrievalMode.prior))]
+        if "plain" in args.systems:
+            jobs += [("plain", q.document, q, None)]
+        if "excerpt" in args.systems:
+            jobs += [("excerpt-lctk", q.document, q, default), ("excerpt-whole", q.document, q, None)]
+            if q.split == "dev" or q.split == "heldout":
+                jobs += [("excerpt-attention", q.document, q, replace(default, mode=RetrievalMode.attention))]
+        del own
+    for system, doc_name, q, settings in jobs:
+        key = f"{system}|{doc_name}|{q.id}"
+        if key in results and all("/".join(a) in results[key]["answers"] for a in answerers if system != "plain"
+                                   and not system.endswith("whole")):
+            continue
+        started = time.perf_counter()
+        document = docs[doc_name]
+        if system.startswith("excerpt"):
+            document = excerpt(docs[doc_name], q, retriever.count_tokens)
+        if system.endswith("whole") or system == "plain":
+            row = run_plain(models, document, q, *answerers[0])
+        else:
+            row = run_lctk(models, ready(document, settings), q, settings, answerers, args.retrieval)
+        row["seconds"] = round(time.perf_counter() - started, 2)
+        results[key] = row
+        save(results)
+        verdict = {name: score(q, text, row["evidence"], refused(text))["correct"] for name, text in row["answers"].items()}
+        print(f"{system:18s} {doc_name[:24]:24s} {q.id:20s} evidence={score(q, '', row['evidence'], False)['evidence']!s:5s} "
+              f"{verdict} {row['seconds']:.1f}s", flush=True)
+
+
+def ablation(args, questions, results) -> None:
+    """Evidence recall of retrieval variants (no answers) on the dev split."""
+    models, docs = Models(), manuals()
+    retriever = models.lm(args.retrieval, "torch", "attention")
+    embedder = models.embedder()
+    default = RetrievalSettings()
+    variants = {
+        "lexical only (BM25, no neighbours)": (0.0, 0.0, None),
+        "lexical + neighbours": (0.0, 0.35, None),
+        "dense only (static MiniLM) + neighbours": (1.0, 0.35, None),
+        "lexical + dense, no neighbours": (0.3, 0.0, None),
+        "lexical + dense + neighbours (prior default)": (0.3, 0.35, None),
+        "prior + attention 0.25": (0.3, 0.35, replace(default, attention_weight=0.25)),
+        "prior + attention 0.5 (default)": (0.3, 0.35, default),
+        "prior + attention 1.0": (0.3, 0.35, replace(default, attention_weight=1.0)),
+        "prior + attention 0.5, read 4096": (0.3, 0.35, replace(default, read_tokens=4096)),
+    }
+    prepared = {name: prepare(docs[name], retriever, default, None) for name in MANUALS}
+    texts = {name: [p.document.text[s.start:s.end] for s in p.sentences] for name, p in prepared.items()}
+    vectors = {name: SentencePrior(texts[name], embedder) for name in MANUALS}
+    for label, (dense_w, neighbour_w, settings) in variants.items():
+        key = f"ablation|{label}"
+        if key in results:
+            continue
+        rows = []
+        for q in questions:
+            p = prepared[q.document]
+            prior = vectors[q.document]
+            prior.dense_weight, prior.neighbour_weight = dense_w, neighbour_w
+            p.prior = prior
+            chosen = settings or replace(default, mode=RetrievalMode.prior)
+            from lctk.retrieval.hybrid import hybrid_select
+
+            sel = hybrid_select(retriever if chosen.mode == RetrievalMode.hybrid else None, p.document.text,
+                                p.sentences, p.counts, p.prior_scores(q.question), q.question, chosen)
+            evidence = "\n".join(e.text for e in p.evidence(sel.kept, sel.scores))
+            rows.append(score(q, "", evidence, False)["evidence"])
+        results[key] = {"recall": sum(rows) / len(rows), "n": len(rows)}
+        save(results)
+        print(f"{label:50s} recall {results[key]['recall']:.3f} ({len(rows)})", flush=True)
+
+
+def save(results: dict) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
+    tmp.replace(RESULTS)
+
+
+def render(results: dict, questions, answerers) -> str:
+    by_id = {q.id: q for q in questions}
+    lines = []
+    systems = [
+        ("lctk ask (hybrid), own manual", "lctk", "own"), ("lctk ask (hybrid), both manuals concatenated", "lctk", CONCAT),
+        ("prior alone (no attention model), own manual", "prior", "own"),
+        ("plain model, manual head-truncated to 8,192 tokens", "plain", "own"),
+        ("lctk ask (hybrid), 6k-token excerpt", "excerpt-lctk", "own"),
+        ("InfiniRetri as published (attention only, every window), 6k-token excerpt", "excerpt-attention", "own"),
+        ("plain model, whole 6k-token excerpt in its window", "excerpt-whole", "own"),
+    ]
+    for split in ("dev", "heldout"):
+        lines.append(f"### {split} questions ({sum(q.split == split and bool(q.answers) for q in questions)} answerable, "
+                     f"{sum(q.split == split and not q.answers for q in questions)} absent)\n")
+        lines.append("| system | answerer | evidence recall | accuracy | accuracy when evidence holds | F1 | refusals (absent) | false refusals | s per question |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for name, system, where in systems:
+            for answerer in ([a for a in answerers] if system in ("lctk", "excerpt-lctk") else [answerers[0]]):
+                rows, seconds = [], []
+                for key, row in results.items():
+                    parts = key.split("|")
+                    if len(parts) != 3 or parts[0] != system or parts[2] not in by_id:
+                        continue
+                    q = by_id[parts[2]]
+                    if q.split != split or (where == "own") != (parts[1] == q.document) or (where != "own" and parts[1] != where):
+                        continue
+                    text = row["answers"].get(answer_name := "/".join(answerer)) if system not in ("prior",) else row["answers"].get("/".join(answerer), "")
+                    if text is None:
+                        continue
+                    rows.append(score(q, text, row["evidence"], refused(text)))
+                    seconds.append(row["seconds"])
+                if not rows:
+                    continue
+                s = summarize(rows)
+                fmt = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
+                lines.append(f"| {name} | {answer_name} | {fmt(s['evidence_recall'])} | {fmt(s['accuracy'])} | "
+                             f"{fmt(s['accuracy_when_evidence_holds'])} | {s['f1']:.2f} | {fmt(s['refusal_rate_absent'])} | "
+                             f"{fmt(s['false_refusals'])} | {sum(seconds) / len(seconds):.1f} |")
+        lines.append("")
+    ablations = {k.split("|", 1)[1]: v for k, v in results.items() if k.startswith("ablation|")}
+    if ablations:
+        lines.append("### Which change bought what: evidence recall on the dev questions (own manual, no answers)\n")
+        lines.append("| retrieval | evidence recall |")
+        lines.append("|---|---|")
+        for label, row in ablations.items():
+            lines.append(f"| {label} | {row['recall']:.0%} ({row['n']}) |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--systems", default="lctk,prior,plain,excerpt")
+    parser.add_argument("--answerers", default="smollm2-135m/llama,gemma3-270m/llama")
+    parser.add_argument("--retrieval", default="gemma3-270m")
+    parser.add_argument("--split", default="all")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    questions = load_questions(QUESTIONS)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    answerers = [tuple(a.split("/")) for a in args.answerers.split(",")]
+    chosen = [q for q in questions if args.split == "all" or q.split == args.split][: args.limit]
+    if args.ablation:
+        ablation(args, [q for q in questions if q.split == "dev" and q.answers], results)
+    elif not args.report:
+        sweep(args, chosen, results)
+    body = render(results, questions, answerers)
+    print(body)
+    if args.report:
+        write_section(ROOT / "BENCHMARKS.md", "ask-questions", "## ask on real questions — `python bench/ask_questions.py`\n\n" + body)
+
+
+if __name__ == "__main__":
+    main()

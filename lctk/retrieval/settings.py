@@ -1,0 +1,33 @@
+"""How `ask` picks its evidence: the retrieval modes and their settings (no heavy imports: the CLI reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class RetrievalMode(str, Enum):
+    """How evidence is found.
+
+    hybrid: a lexical + dense prior scores every sentence; the attention model reads the best
+        candidates (`read_tokens` of them, in windows) and its attention is fused with the prior.
+    attention: InfiniRetri as published: the attention model reads every window of the document,
+        carrying the kept sentences forward (checkpointed per window; slow on a CPU).
+    prior: the lexical + dense prior alone; no model reads the document.
+    """
+
+    hybrid = "hybrid"
+    attention = "attention"
+    prior = "prior"
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    mode: RetrievalMode = RetrievalMode.hybrid
+    window_tokens: int = 1024
+    top_k: int = 300
+    phrase: int = 8
+    kept_tokens: int = 768  # cap on the kept sentences, in model tokens (bench/ask.py --tune)
+    weight_rows: bool = False  # weight question rows by their attention to the question (measured worse)
+    read_tokens: int = 2048  # hybrid: candidate tokens (best prior sentences + neighbours) the model reads
+    attention_weight: float = 0.5  # hybrid: weight of the attention score beside the prior's (both 0..1)
