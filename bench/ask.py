@@ -38,7 +38,7 @@ from lctk.evaluation.haystack import Haystack  # noqa: E402  (the same tasks as 
 from lctk.evaluation.metrics import answer_score  # noqa: E402  (and the same scoring)
 from lctk.retrieval.qa import answer as ask  # noqa: E402
 from lctk.retrieval.qa import answer_messages  # noqa: E402
-from lctk.retrieval.infiniretri import RetrievalSettings  # noqa: E402
+from lctk.retrieval.settings import RetrievalMode, RetrievalSettings  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "ask-results.json"
@@ -54,11 +54,18 @@ TUNE = [  # (retrieval model, K, kept cap, weight question rows)
 # ------------------------------------------------------------------ tasks
 
 
-class Haystacks:
-    """The Jargon File past its title block, as `lctk eval ask` tasks (lctk.evaluation.haystack)."""
+HAYSTACKS = {  # name -> file under ../shared/data (three different real texts)
+    "jargon": "haystack/jargon.txt", "policy": "pdf/debian-policy.pdf", "devref": "pdf/developers-reference.pdf",
+}
 
-    def __init__(self, model, longest: int):
-        text = HAYSTACK.read_text(encoding="utf-8")
+
+class Haystacks:
+    """A real text past its title block, as `lctk eval ask` tasks (lctk.evaluation.haystack)."""
+
+    def __init__(self, model, longest: int, name: str = "jargon"):
+        from lctk.documents.load import load_document
+
+        text = load_document(HAYSTACK.parent.parent / HAYSTACKS[name]).text
         text = text[text.index("\n\n", 2000) :]  # past the title block
         self.text = text[: longest * 6]
         self._tasks = Haystack(self.text, model.count_tokens)
@@ -79,6 +86,14 @@ class Models:
         self._load = load_language_model
         self._cache: dict = {}
 
+    def embedder(self):
+        from lctk.models.loader import load_embedder
+        from lctk.models.registry import role_model
+
+        if "embed" not in self._cache:
+            self._cache["embed"] = load_embedder(role_model("embed").value)
+        return self._cache["embed"]
+
     def get(self, alias: str, backend: str, role: str = "generate"):
         key = (alias, backend)
         if key not in self._cache:
@@ -97,7 +112,7 @@ def run_lctk(models: Models, document: str, question: str, value: str, settings:
     retriever = models.get(retrieval, "torch", "attention")
     first = models.get(*answerers[0])
     result = ask(document_from_text("haystack", document), question, retriever, first, answerers[0][1], settings,
-                 MAX_TOKENS)
+                 MAX_TOKENS, embedder=models.embedder())
     evidence = [e.text for e in result.evidence]
     answers = {f"{answerers[0][0]}/{answerers[0][1]}": result.answer}
     answer_s = {f"{answerers[0][0]}/{answerers[0][1]}": result.timings["answer_s"]}
@@ -184,8 +199,8 @@ def sweep(args, results: dict) -> None:
     models = Models()
     retriever = models.get(args.retrieval, "torch", "attention")
     lengths = parse_lengths(args.lengths)
-    hay = Haystacks(retriever, max(lengths))
-    settings = RetrievalSettings(args.window, args.top_k, args.phrase, args.kept_tokens, args.weight_rows)
+    hay = Haystacks(retriever, max(lengths), args.haystack)
+    settings = settings_of(args)
     answerers = [tuple(a.split("/")) for a in args.answerers.split(",")]
     reference = None
     for task in args.tasks.split(","):
@@ -200,6 +215,8 @@ def sweep(args, results: dict) -> None:
                         tag = f"plain:{answerers[0][0]}/{answerers[0][1]}"
                     else:
                         tag = f"reference:{args.retrieval}"
+                    if system == "plain":
+                        tag += haystack_tag(args)
                     key = f"{tag}|{task}|{length}|{depth}|{digest}"
                     if key in results and not (system == "lctk" and _stale(results[key], answerers)):
                         continue
@@ -219,9 +236,19 @@ def sweep(args, results: dict) -> None:
                           f"correct={row['correct']} {row['seconds']:.1f}s", flush=True)
 
 
+def settings_of(args) -> RetrievalSettings:
+    return RetrievalSettings(mode=RetrievalMode(args.mode), window_tokens=args.window, top_k=args.top_k,
+                             phrase=args.phrase, kept_tokens=args.kept_tokens, weight_rows=args.weight_rows)
+
+
 def lctk_tag(args) -> str:
+    mode = "" if args.mode == "attention" else f":{args.mode}"  # attention-only rows keep their old tags
     return (f"lctk:{args.retrieval}:W{args.window}:K{args.top_k}:k{args.phrase}:C{args.kept_tokens}"
-            + (":qw" if args.weight_rows else ""))
+            + (":qw" if args.weight_rows else "") + mode + haystack_tag(args))
+
+
+def haystack_tag(args) -> str:
+    return "" if args.haystack == "jargon" else f"@{args.haystack}"
 
 
 def _stale(row: dict, answerers) -> bool:
@@ -255,6 +282,9 @@ def cost_per_window(args) -> dict:
     step = ids[: cap + window + question + 40]
     rows["InfiniRetri step (kept cap + window + question), last-layer rows"] = (len(step), timed(
         lambda: model.last_layer_attention(step, list(range(len(step) - question, len(step))))))
+    hybrid = ids[: window + question + 40]
+    rows["hybrid step (candidate window + question), last-layer rows"] = (len(hybrid), timed(
+        lambda: model.last_layer_attention(hybrid, list(range(len(hybrid) - question, len(hybrid))))))
     plain = ids[:window]
     with torch.inference_mode():
         rows["plain forward of the window (no LM head)"] = (len(plain), timed(
@@ -271,13 +301,13 @@ def peak_rss(args) -> dict:
     out = {}
     for length in parse_lengths(args.rss_lengths):
         child = subprocess.Popen([sys.executable, __file__, "--rss-child", str(length), "--retrieval", args.retrieval,
-                                  "--kept-tokens", str(args.kept_tokens), "--top-k", str(args.top_k)]
+                                  "--kept-tokens", str(args.kept_tokens), "--top-k", str(args.top_k), "--mode", args.mode]
                                  + (["--weight-rows"] if args.weight_rows else ["--no-weight-rows"]),
                                  stdout=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(child.pid, 0)
         report = json.loads(child.stdout.read())
-        out[str(length)] = {"peak_rss_mb": round(usage.ru_maxrss / 1024), **report}
-        print(f"rss {length}: {out[str(length)]}", flush=True)
+        out[f"{args.mode}:{length}"] = {"peak_rss_mb": round(usage.ru_maxrss / 1024), **report}
+        print(f"rss {length}: {out[f'{args.mode}:{length}']}", flush=True)
     return out
 
 
@@ -287,11 +317,14 @@ def rss_child(length: int, args) -> None:
     answerer = models.get("smollm2-135m", "llama")
     hay = Haystacks(retriever, length)
     document, question, value = hay.document("needle", length, 0.5, args.seed)
-    settings = RetrievalSettings(args.window, args.top_k, args.phrase, args.kept_tokens, args.weight_rows)
+    settings = settings_of(args)
     started = time.perf_counter()
-    result = ask(document_from_text("haystack", document), question, retriever, answerer, "llama", settings, MAX_TOKENS)
-    print(json.dumps({"windows": result.windows_total, "tokens_read": result.tokens_read, "tokens_kept": result.tokens_kept,
-                      "seconds": round(time.perf_counter() - started, 1), "correct": value in result.answer}))
+    result = ask(document_from_text("haystack", document), question, retriever, answerer, "llama", settings, MAX_TOKENS,
+                 embedder=models.embedder())
+    seconds = time.perf_counter() - started
+    print(json.dumps({"windows": result.windows, "tokens_read": result.tokens_read, "tokens_kept": result.tokens_kept,
+                      "document_tokens": result.document_tokens, "mode": result.mode, "seconds": round(seconds, 1),
+                      "tokens_per_s": round(result.document_tokens / seconds), "correct": value in result.answer}))
 
 
 # ------------------------------------------------------------------ report
@@ -359,11 +392,13 @@ def render(results: dict, meta: dict) -> str:
             lines.append(f"| {name} | {row['tokens']:,} | {row['seconds']:.2f} | {row['tokens'] / row['seconds']:,.0f} |")
         lines.append("")
     if meta.get("rss"):
-        lines.append("### Peak RSS of a whole ask run (fresh process, needle at 50%)\n")
-        lines.append("| document tokens | windows | peak RSS (MB) | kept tokens | seconds | answer right |")
-        lines.append("|---|---|---|---|---|---|")
-        for length, row in meta["rss"].items():
-            lines.append(f"| {int(length):,} | {row['windows']} | {row['peak_rss_mb']:,} | {row['tokens_kept']:,} | {row['seconds']} | {row['correct']} |")
+        lines.append("### Peak RSS and speed of a whole ask run (fresh process, needle at 50%; seconds exclude model loading)\n")
+        lines.append("| mode | document tokens | windows the model read | peak RSS (MB) | kept tokens | seconds | document tokens/s | answer right |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for key, row in meta["rss"].items():
+            length = key.split(":")[-1]
+            lines.append(f"| {row.get('mode', 'attention')} | {int(length):,} | {row['windows']} | {row['peak_rss_mb']:,} | "
+                         f"{row['tokens_kept']:,} | {row['seconds']} | {row.get('tokens_per_s', '—')} | {row['correct']} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -375,6 +410,8 @@ def main() -> None:
     parser.add_argument("--tasks", default="needle,passkey")
     parser.add_argument("--systems", default="lctk,plain,reference")
     parser.add_argument("--retrieval", default="gemma3-270m")
+    parser.add_argument("--mode", default=RetrievalSettings().mode.value, choices=[m.value for m in RetrievalMode])
+    parser.add_argument("--haystack", default="jargon", choices=sorted(HAYSTACKS))
     parser.add_argument("--answerers", default="smollm2-135m/llama,gemma3-270m/llama")
     defaults = RetrievalSettings()
     parser.add_argument("--window", type=int, default=defaults.window_tokens)
@@ -419,7 +456,7 @@ def main() -> None:
         meta["cost"] = cost_per_window(args)
         meta_path.write_text(json.dumps(meta, indent=1))
     if args.rss:
-        meta["rss"] = peak_rss(args)
+        meta["rss"] = {**meta.get("rss", {}), **peak_rss(args)}
         meta_path.write_text(json.dumps(meta, indent=1))
     meta.update(retrieval=args.retrieval, lctk_tag=lctk_tag(args))
     body = render(results, meta)

@@ -196,17 +196,27 @@ def ablation(args, questions, results) -> None:
     retriever = models.lm(args.retrieval, "torch", "attention")
     embedder = models.embedder()
     default = RetrievalSettings()
-    variants = {
-        "lexical only (BM25, no neighbours)": (0.0, 0.0, None),
-        "lexical + neighbours": (0.0, 0.35, None),
-        "dense only (static MiniLM) + neighbours": (1.0, 0.35, None),
-        "lexical + dense, no neighbours": (0.3, 0.0, None),
-        "lexical + dense + neighbours (prior default)": (0.3, 0.35, None),
-        "prior + attention 0.25": (0.3, 0.35, replace(default, attention_weight=0.25)),
-        "prior + attention 0.5 (default)": (0.3, 0.35, default),
-        "prior + attention 1.0": (0.3, 0.35, replace(default, attention_weight=1.0)),
-        "prior + attention 0.5, read 4096": (0.3, 0.35, replace(default, read_tokens=4096)),
+    prior_only = replace(default, mode=RetrievalMode.prior)
+    variants = {  # label -> (dense weight, neighbour weight, settings)
+        "lexical only (BM25, no neighbours)": (0.0, 0.0, prior_only),
+        "lexical + neighbours": (0.0, 0.35, prior_only),
+        "dense only (static MiniLM) + neighbours": (1.0, 0.35, prior_only),
+        "lexical + dense, no neighbours": (0.3, 0.0, prior_only),
+        "lexical + dense + neighbours (prior)": (0.3, 0.35, prior_only),
+        "prior, kept sentences bring the next one": (0.3, 0.35, replace(prior_only, context=(1,))),
+        "prior, kept sentences bring both neighbours": (0.3, 0.35, replace(prior_only, context=(-1, 1))),
+        "prior, kept cap 1,024": (0.3, 0.35, replace(prior_only, kept_tokens=1024)),
+        "prior, dense 0.5": (0.5, 0.35, prior_only),
+        "prior, dense 0.5, both neighbours": (0.5, 0.35, replace(prior_only, context=(-1, 1))),
+        "prior, dense 0.5, both neighbours, read 4,096": (0.5, 0.35, replace(prior_only, context=(-1, 1), read_tokens=4096)),
+        "prior, dense 0.5, both neighbours, cap 1,024": (0.5, 0.35, replace(prior_only, context=(-1, 1), kept_tokens=1024)),
+        "prior + attention 0.5": (0.3, 0.35, default),
+        "prior + attention 0.5, next sentence": (0.3, 0.35, replace(default, context=(1,))),
+        "prior + attention 1.0, next sentence": (0.3, 0.35, replace(default, context=(1,), attention_weight=1.0)),
+        "prior + attention 0.5, next sentence, read 4,096": (0.3, 0.35, replace(default, context=(1,), read_tokens=4096)),
     }
+    if args.variants:
+        variants = {k: v for k, v in variants.items() if any(word in k for word in args.variants.split("|"))}
     prepared = {name: prepare(docs[name], retriever, default, None) for name in MANUALS}
     texts = {name: [p.document.text[s.start:s.end] for s in p.sentences] for name, p in prepared.items()}
     vectors = {name: SentencePrior(texts[name], embedder) for name in MANUALS}
@@ -220,7 +230,7 @@ def ablation(args, questions, results) -> None:
             prior = vectors[q.document]
             prior.dense_weight, prior.neighbour_weight = dense_w, neighbour_w
             p.prior = prior
-            chosen = settings or replace(default, mode=RetrievalMode.prior)
+            chosen = settings
             from lctk.retrieval.hybrid import hybrid_select
 
             sel = hybrid_select(retriever if chosen.mode == RetrievalMode.hybrid else None, p.document.text,
@@ -297,6 +307,7 @@ def main() -> None:
     parser.add_argument("--split", default="all")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--variants", help="with --ablation: only variants whose label holds one of these |-separated words")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     questions = load_questions(QUESTIONS)

@@ -27,7 +27,8 @@ def ask(
     questions_file: Annotated[Optional[str], typer.Option("--questions", "-Q", help="Ask every question of this file (one per line; '#' lines skipped; or JSONL with a \"question\" field): the document is read and indexed once.", show_default=False)] = None,
     show_evidence: Annotated[bool, typer.Option("--show-evidence", "-e", help="After the answer, list the kept sentences with pages (stderr in text mode).")] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", min=1, help="Most tokens in the answer.")] = 256,
-    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="With --no-check: print the answer as it is generated.")] = True,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Hold the answer until it is checked against the evidence; an answer the evidence does not support becomes \"The document does not say.\"")] = True,
     mode: Annotated[RetrievalMode, typer.Option("--mode", help="hybrid: lexical+dense prior over every sentence, the attention model reads the best candidates; attention: InfiniRetri over every window (slow); prior: no model reads.", case_sensitive=False)] = DEFAULTS.mode,
     window: Annotated[int, typer.Option("--window", "-W", min=64, help="Tokens the attention model reads per step.")] = DEFAULTS.window_tokens,
     read_tokens: Annotated[int, typer.Option("--read-tokens", min=64, help="hybrid: candidate tokens the attention model reads per question.")] = DEFAULTS.read_tokens,
@@ -66,7 +67,7 @@ def ask(
     printer = _Printer(doc, output_format, many, show_evidence, streaming, questions)
     with progress_callback("reading", log_every=30.0) as on_progress:
         results = ask_many(doc, questions, model, backend_value(backend), retrieval_model, settings, max_tokens,
-                           resume, _window_progress(on_progress), printer.piece if streaming else None)
+                           resume, _window_progress(on_progress), printer.piece if streaming else None, check=check)
         for index, result in enumerate(results):
             printer.result(index, result)
     printer.close()

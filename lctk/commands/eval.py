@@ -84,7 +84,8 @@ def eval_ask(
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
     from lctk.options import backend_value
-    from lctk.retrieval.qa import answer
+    from lctk.retrieval.qa import answer, prior_embedder
+    from lctk.retrieval.settings import RetrievalSettings
 
     if (haystack is None) == (questions is None):
         raise UsageError("give --haystack (needle tasks) or --questions FILE.jsonl (real questions), not both")
@@ -103,6 +104,7 @@ def eval_ask(
     source = load_document(haystack, writable_cache_subdir("documents"))
     retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
     answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend_value(backend))
+    embedder = prior_embedder(RetrievalSettings())
     hay = Haystack(source.text, retriever.count_tokens)
     plan = [(length, depth) for length in sizes for depth in depth_list(depths)][:limit]
     rows = []
@@ -111,7 +113,7 @@ def eval_ask(
             made = hay.task(task, length, depth, seed, needles=needles, hops=hops)
             started = time.perf_counter()
             result = answer(document_from_text(f"{task}-{length}-{depth}", made.document), made.question, retriever,
-                            answerer, choice.backend, max_tokens=max_tokens)
+                            answerer, choice.backend, max_tokens=max_tokens, embedder=embedder)
             evidence = "\n".join(e.text for e in result.evidence)
             rows.append({
                 "length": length, "depth": depth, "tokens": made.tokens,

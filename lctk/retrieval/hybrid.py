@@ -75,16 +75,29 @@ def hybrid_select(
             tokens_read += window.tokens
             windows += 1
             parts.sentence_ids.clear()  # token ids are needed for one window only
-    kept = keep_best(final, counts, settings.kept_tokens)
+    kept = keep_best(final, counts, settings.kept_tokens, tuple(settings.context))
     return HybridSelection(tuple(m for m, _ in kept), tuple(round(s, 4) for _, s in kept), tokens_read, windows)
 
 
-def keep_best(scores: dict[int, float], counts: Sequence[int], cap_tokens: int) -> list[tuple[int, float]]:
-    """Sentences best first (ties: earlier first) while they fit `cap_tokens`; returned in document order."""
-    kept, total = [], 0
+def keep_best(scores: dict[int, float], counts: Sequence[int], cap_tokens: int,
+              context: tuple[int, ...] = ()) -> list[tuple[int, float]]:
+    """Sentences best first (ties: earlier first) while they fit `cap_tokens`; returned in document order.
+
+    Each kept sentence brings the sentences at the offsets in `context` (e.g. (1,) the one after
+    it, whose "They must ..." often holds the answer to what it introduces), each while it fits.
+    """
+    kept: dict[int, float] = {}
+    total = 0
     for member, score in sorted(scores.items(), key=lambda item: (-item[1], item[0])):
+        if member in kept:
+            continue
         if kept and total + counts[member] > cap_tokens:
             continue
-        kept.append((member, score))
+        kept[member] = score
         total += counts[member]
-    return sorted(kept)
+        for offset in context:
+            other = member + offset
+            if 0 <= other < len(counts) and other not in kept and total + counts[other] <= cap_tokens:
+                kept[other] = scores.get(other, 0.0)
+                total += counts[other]
+    return sorted(kept.items())

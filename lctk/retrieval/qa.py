@@ -23,6 +23,7 @@ from pathlib import Path
 from lctk.documents.load import Document, load_document
 from lctk.documents.sentences import Sentence, Window, fit_sentences, split_sentences, windows_of
 from lctk.errors import InputError
+from lctk.retrieval.grounding import supported, until_repeated_line
 from lctk.retrieval.hybrid import hybrid_select
 from lctk.retrieval.infiniretri import RetrievalState, retrieve
 from lctk.retrieval.prior import SentencePrior
@@ -100,10 +101,12 @@ def answer_messages(evidence: list[str], question: str) -> list[dict]:
 
 
 def respond(answerer, evidence: Sequence[Evidence], question: str, max_tokens: int = 256,
-            on_piece: Callable[[str], None] | None = None):
+            on_piece: Callable[[str], None] | None = None, *, check: bool = True):
     """Answer `question` from `evidence` (document order) with `answerer`; return (answer, stats).
 
-    With no evidence at all the answer is the refusal, and no model runs.
+    With `check` the reply is held until it is complete and replaced by REFUSAL when the model
+    refuses in its own words or the evidence does not support it (lctk.retrieval.grounding);
+    without, it streams to `on_piece` as generated. No evidence: REFUSAL, and no model runs.
     """
     if not evidence:
         if on_piece is not None:
@@ -112,11 +115,24 @@ def respond(answerer, evidence: Sequence[Evidence], question: str, max_tokens: i
     stream = answerer.generate(answer_messages([e.text for e in evidence], question), max_tokens=max_tokens,
                                temperature=0.0)
     pieces = []
-    for piece in until_next_question(stream):
+    for piece in until_repeated_line(until_next_question(stream)):
         pieces.append(piece)
-        if on_piece is not None:
+        if on_piece is not None and not check:
             on_piece(piece)
-    return "".join(pieces).strip(), getattr(stream, "stats", None)
+    reply = "".join(pieces).strip()
+    if check:
+        if _refuses(reply) or not supported(reply, [e.text for e in evidence], question):
+            reply = REFUSAL
+        if on_piece is not None:
+            on_piece(reply)
+    return reply, getattr(stream, "stats", None)
+
+
+def _refuses(reply: str) -> bool:
+    """The answer model declined in its own words."""
+    lowered = reply.lower()
+    return any(phrase in lowered for phrase in ("does not say", "doesn't say", "does not mention", "not mentioned",
+                                                "does not answer", "no information"))
 
 
 def checkpoint_path(cache: Path, document: Document, question: str, settings: RetrievalSettings, model_id: str) -> Path:
@@ -151,6 +167,8 @@ def ask(
     resume: bool = False,
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[str], None] | None = None,
+    *,
+    check: bool = True,
 ) -> AskResult:
     """Answer `question` from a document (a path, or a `Document` from `document_from_text`).
 
@@ -160,7 +178,7 @@ def ask(
     if not question.strip():
         raise InputError("empty question; ask something")
     return next(ask_many(document, [question], model, backend, retrieval_model, settings, max_tokens, resume,
-                         on_window, lambda _index, piece: on_piece(piece) if on_piece else None))
+                         on_window, lambda _index, piece: on_piece(piece) if on_piece else None, check=check))
 
 
 def ask_many(
@@ -174,6 +192,8 @@ def ask_many(
     resume: bool = False,
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[int, str], None] | None = None,
+    *,
+    check: bool = True,
 ) -> Iterator[AskResult]:
     """Answer each question in turn, loading the models and reading the document once; yields results in order.
 
@@ -198,7 +218,7 @@ def ask_many(
     for index, question in enumerate(questions):
         pieces = (lambda piece, at=index: on_piece(at, piece)) if on_piece is not None else None
         yield answer(prepared, question, retriever, answerer, choice.backend, settings, max_tokens,
-                     writable_cache_subdir("ask"), resume, on_window, pieces)
+                     writable_cache_subdir("ask"), resume, on_window, pieces, embedder=prepared.embedder, check=check)
 
 
 def read_questions(path: str | os.PathLike) -> list[str]:
@@ -290,6 +310,7 @@ def answer(
     on_piece: Callable[[str], None] | None = None,
     *,
     embedder=None,
+    check: bool = True,
 ) -> AskResult:
     """Find evidence for `question` (settings.mode), then answer with `answerer` (streamed to on_piece).
 
@@ -322,7 +343,7 @@ def answer(
     retrieval_s = time.perf_counter() - retrieval_started
     evidence = prepared.evidence(kept, scores)
     answer_started = time.perf_counter()
-    reply, _ = respond(answerer, evidence, question, max_tokens, on_piece)
+    reply, _ = respond(answerer, evidence, question, max_tokens, on_piece, check=check)
     answer_s = time.perf_counter() - answer_started
     split_s = prepared.split_s  # shared by every question asked of a prepared document
     return AskResult(

@@ -31,3 +31,4 @@ class RetrievalSettings:
     weight_rows: bool = False  # weight question rows by their attention to the question (measured worse)
     read_tokens: int = 2048  # hybrid: candidate tokens (best prior sentences + neighbours) the model reads
     attention_weight: float = 0.5  # hybrid: weight of the attention score beside the prior's (both 0..1)
+    context: tuple[int, ...] = ()  # hybrid/prior: offsets of sentences each kept sentence brings along
