@@ -121,9 +121,9 @@ def run_lctk(models, prepared, question, settings, answerers, retrieval) -> dict
 
 
 def answer_with(model, evidence, question: str) -> str:
-    from lctk.retrieval.qa import respond
+    from lctk.retrieval.qa import best_evidence, respond
 
-    return respond(model, evidence, question, MAX_TOKENS)[0]
+    return respond(model, best_evidence(evidence, RetrievalSettings().answer_sentences), question, MAX_TOKENS)[0]
 
 
 def run_plain(models, document: Document, question, alias: str, backend: str) -> dict:

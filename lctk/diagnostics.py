@@ -128,7 +128,7 @@ def model_checks(load: bool, model: str | None = None, embed_model: str | None =
     """Each role's model resolves; with `load`, loads on its backend and answers a smoke test."""
     checks = []
     for role in registry.ROLES:
-        setting = registry.role_model(role, embed_model if role == "embed" else model if role in ("generate", "score") else None)
+        setting = registry.role_model(role, embed_model if role == "embed" else model if role in ("generate", "answer", "score") else None)
         kind = registry.EMBED if role == "embed" else registry.LM
         checks.append(
             _timed(f"{role} model", lambda r=role, s=setting, k=kind: _model_check(r, s.value, s.source, k, load, backend))

@@ -101,13 +101,13 @@ def test_resuming_from_a_checkpoint_gives_the_same_kept_set():
 
 
 class EchoAnswer:
-    """A fake answer model: repeats the first line of its prompt that holds a four-digit number."""
+    """A fake answer model: repeats the first sentence of its prompt that holds a four-digit number."""
 
     model_id = "echo"
 
-    def generate(self, messages, max_tokens=256, temperature=0.0):
-        lines = [line for line in messages[0]["content"].splitlines() if re.search(r"\b\d{4}\b", line)]
-        return iter(lines[:1] or ["unknown"])
+    def generate(self, messages, max_tokens=256, temperature=0.0, **kwargs):
+        found = re.findall(r"[^.\n:]*\b\d{4}\b[^.\n]*\.", messages[0]["content"])
+        return iter([found[0].strip()] if found else ["unknown"])
 
 
 def test_peak_model_input_stays_flat_when_the_document_doubles():

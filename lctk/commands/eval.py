@@ -103,7 +103,7 @@ def eval_ask(
         raise UsageError(f"--plot {plot}: give a .png file name")
     source = load_document(haystack, writable_cache_subdir("documents"))
     retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
-    answerer, choice = load_language_model(role_model("generate", model).value, "generate", backend_value(backend))
+    answerer, choice = load_language_model(role_model("answer", model).value, "generate", backend_value(backend))
     embedder = prior_embedder(RetrievalSettings())
     hay = Haystack(source.text, retriever.count_tokens)
     plan = [(length, depth) for length in sizes for depth in depth_list(depths)][:limit]

@@ -16,14 +16,15 @@ HF = "hf"
 STATIC = "static"  # token vectors distilled locally from an HF sentence embedder (lctk.models.static)
 
 # Roles a model plays; defaults were chosen by bench/backends.py (see BENCHMARKS.md).
-ROLES = ("generate", "score", "attention", "embed")
+ROLES = ("generate", "answer", "score", "attention", "embed")
 DEFAULT_MODELS = {
     "generate": "smollm2-135m",  # the only offline model with a chat template; fastest
+    "answer": "gemma3-270m",  # ask's answers: 2x SmolLM2's accuracy on real questions (bench/ask_questions.py)
     "score": "smollm2-135m",  # 2x the log-prob throughput of gemma3-270m
     "attention": "gemma3-270m",  # its last layer finds needles; SmolLM2's does not
     "embed": "minilm-l6-v2-static",  # search indexes ~100x faster; results reranked by minilm-l6-v2
 }
-ROLE_ENV = {"generate": ENV_MODEL, "score": ENV_MODEL, "attention": None, "embed": ENV_EMBED_MODEL}
+ROLE_ENV = {"generate": ENV_MODEL, "answer": ENV_MODEL, "score": ENV_MODEL, "attention": None, "embed": ENV_EMBED_MODEL}
 
 
 @dataclass(frozen=True)

@@ -32,3 +32,4 @@ class RetrievalSettings:
     read_tokens: int = 2048  # hybrid: candidate tokens (best prior sentences + neighbours) the model reads
     attention_weight: float = 0.5  # hybrid: weight of the attention score beside the prior's (both 0..1)
     context: tuple[int, ...] = ()  # hybrid/prior: offsets of sentences each kept sentence brings along
+    answer_sentences: int = 3  # the best kept sentences the answer model reads (document order; bench/ask_questions.py)
