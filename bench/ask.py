@@ -314,7 +314,7 @@ def peak_rss(args) -> dict:
 def rss_child(length: int, args) -> None:
     models = Models()
     retriever = models.get(args.retrieval, "torch", "attention")
-    answerer = models.get("smollm2-135m", "llama")
+    answerer = models.get("gemma3-270m", "llama")
     hay = Haystacks(retriever, length)
     document, question, value = hay.document("needle", length, 0.5, args.seed)
     settings = settings_of(args)
@@ -337,7 +337,9 @@ def table(results: dict, prefix: str, task: str, answer: str | None) -> tuple[li
         tag, row_task, length, depth, _ = key.split("|")
         if tag != prefix or row_task != task:
             continue
-        right = row["correct"].get(answer, False) if answer else any(row["correct"].values())
+        if answer and answer not in row["correct"]:
+            continue  # this answerer did not run on this row
+        right = row["correct"][answer] if answer else any(row["correct"].values())
         cells.setdefault(int(length), {})[float(depth)] = (right, row["kept"])
     return sorted({d for v in cells.values() for d in v}), cells
 
@@ -345,10 +347,14 @@ def table(results: dict, prefix: str, task: str, answer: str | None) -> tuple[li
 def render(results: dict, meta: dict) -> str:
     lines = []
     lctk_tag = meta["lctk_tag"]
-    systems = [
-        (f"lctk ask (retrieval {meta['retrieval']}, answer smollm2-135m/llama)", lctk_tag, "smollm2-135m/llama"),
-        ("lctk ask, answer by gemma3-270m/llama from the same evidence", lctk_tag, "gemma3-270m/llama"),
-        ("plain smollm2-135m, document head-truncated to its 8,192-token window", "plain:smollm2-135m/llama", None),
+    titles = {"jargon": "Jargon File", "policy": "Debian Policy", "devref": "Developer's Reference"}
+    systems = []
+    for name, title in titles.items():
+        tag = lctk_tag.split("@")[0] + ("" if name == "jargon" else f"@{name}")
+        systems += [(f"lctk ask ({meta['mode']}), {title}, answer {a}", tag, a) for a in meta["answerers"]]
+    systems += [
+        ("plain gemma3-270m, Jargon File head-truncated to 8,192 tokens", "plain:gemma3-270m/llama", None),
+        ("plain smollm2-135m, Jargon File head-truncated to 8,192 tokens", "plain:smollm2-135m/llama", None),
         (f"reference infini-retri 0.0.3 ({meta['retrieval']} retrieves and answers)", f"reference:{meta['retrieval']}", None),
     ]
     for task in ("needle", "passkey"):
@@ -363,7 +369,7 @@ def render(results: dict, meta: dict) -> str:
             summary.append((name, right, kept, total, depths, cells))
         if not summary:
             continue
-        lines.append(f"### {'Needle in a haystack (Jargon File)' if task == 'needle' else 'Passkey (digits in repeated noise)'}\n")
+        lines.append(f"### {'Needle in a haystack (three real texts)' if task == 'needle' else 'Passkey (digits in repeated noise)'}\n")
         lines.append("Cell = answer correct / needle kept in the evidence (✓ or ·), per depth 0%→100%.\n")
         lines.append("| system | " + " | ".join(f"{k // 1024}k" for k in sorted({k for s in summary for k in s[5]})) + " | answers right | needle kept |")
         lines.append("|---|" + "---|" * (len({k for s in summary for k in s[5]}) + 2))
@@ -412,7 +418,7 @@ def main() -> None:
     parser.add_argument("--retrieval", default="gemma3-270m")
     parser.add_argument("--mode", default=RetrievalSettings().mode.value, choices=[m.value for m in RetrievalMode])
     parser.add_argument("--haystack", default="jargon", choices=sorted(HAYSTACKS))
-    parser.add_argument("--answerers", default="smollm2-135m/llama,gemma3-270m/llama")
+    parser.add_argument("--answerers", default="gemma3-270m/llama,smollm2-135m/llama")
     defaults = RetrievalSettings()
     parser.add_argument("--window", type=int, default=defaults.window_tokens)
     parser.add_argument("--top-k", type=int, default=defaults.top_k)
@@ -458,7 +464,7 @@ def main() -> None:
     if args.rss:
         meta["rss"] = {**meta.get("rss", {}), **peak_rss(args)}
         meta_path.write_text(json.dumps(meta, indent=1))
-    meta.update(retrieval=args.retrieval, lctk_tag=lctk_tag(args))
+    meta.update(retrieval=args.retrieval, lctk_tag=lctk_tag(args), mode=args.mode, answerers=args.answerers.split(","))
     body = render(results, meta)
     print(body)
     if args.report:
