@@ -73,8 +73,16 @@ class FakeLanguageModel:
         """Plain layout."""
         return prompt_text(messages, None, "", "")
 
-    def generate(self, prompt: str | Sequence[Message], max_tokens: int = 256, temperature: float = 0.0, seed: int = 0) -> GenerationStream:
-        """Echo the prompt's last words back, up to max_tokens pieces."""
+    def generate(
+        self,
+        prompt: str | Sequence[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+        *,
+        lookup_tokens: int = 0,
+    ) -> GenerationStream:
+        """Echo the prompt's last words back, up to max_tokens pieces (lookup_tokens changes nothing)."""
         text = prompt_text(prompt, None, "", "")
         pieces = [m.group() for m in _TOKEN.finditer(text)][-max_tokens:] if max_tokens > 0 else []
         stats = GenerationStats(prompt_tokens=self.count_tokens(text), completion_tokens=len(pieces), finish_reason="stop")

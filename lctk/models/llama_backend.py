@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.errors import BackendUnavailableError, ModelError, first_line
+from lctk.errors import BackendUnavailableError, ModelError, UsageError, first_line
 from lctk.models.chat import IncrementalDetokenizer, prompt_text
 from lctk.models.hardware import cpu_count
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
@@ -190,8 +190,19 @@ class LlamaLanguageModel:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        *,
+        lookup_tokens: int = 0,
     ) -> GenerationStream:
-        """Stream a continuation; greedy when temperature is 0."""
+        """Stream a continuation; greedy when temperature is 0.
+
+        lookup_tokens is accepted and changes nothing here. Drafts checked in one multi-token
+        decode would not reproduce one-token greedy decoding: llama.cpp stores a token's V in its
+        f16 cache with other rounding from a one-token decode than from a multi-token one (logits
+        then differ by up to ~1 on smollm2-135m). And on CPU a decode of k+1 tokens costs about
+        k/2+1 one-token decodes for these small models, so drafts would barely pay for themselves.
+        """
+        if lookup_tokens < 0:
+            raise UsageError(f"lookup tokens must be 0 or more, not {lookup_tokens}")
         text = prompt_text(prompt, self.chat_template, self.bos_token, self.eos_token)
         add_bos = not (self.bos_token and text.startswith(self.bos_token))
         ids = self.tokenize(text, add_special=add_bos)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict, runtime_checkable
 
@@ -33,6 +33,8 @@ class GenerationStats:
     finish_reason: str = "length"  # "stop" (end-of-turn token) or "length" (max_tokens reached)
     prompt_s: float = 0.0  # time to first generated token (prefill)
     generate_s: float = 0.0  # total wall time of the stream
+    draft_proposed: int = 0  # prompt-lookup draft tokens checked by the model
+    draft_accepted: int = 0  # of those, the ones greedy decoding would have produced anyway
 
 
 @dataclass
@@ -48,6 +50,36 @@ class GenerationStream:
     def text(self) -> str:
         """Consume the stream and return the whole text."""
         return "".join(self.pieces)
+
+
+# Prompt lookup: the tail lengths tried, longest first (a longer match predicts better). Single
+# tokens are not tried: on smollm2-135m quoting 600-token contexts, drafts after a one-token
+# match were mostly wrong (16% accepted against 29% with bigrams and trigrams only) and made
+# torch decoding slower overall (1.12x against 1.38x over plain decoding, 10 prompts).
+LOOKUP_MAX_NGRAM = 3
+LOOKUP_MIN_NGRAM = 2
+
+
+def lookup_draft(ids: Sequence[int], max_tokens: int, stop_ids: Container[int] = ()) -> list[int]:
+    """Return up to `max_tokens` ids that followed the latest earlier occurrence of the tail of `ids`.
+
+    Text that copies its context continues the way the copied span did, so the ids after the
+    most recent earlier match of the last n ids are a good guess at what comes next. The draft
+    ends at the first id in `stop_ids`: nothing after the end of a turn would be used.
+    """
+    if max_tokens <= 0 or len(ids) < 2:
+        return []
+    seq = np.asarray(ids, dtype=np.int64)
+    for n in range(min(LOOKUP_MAX_NGRAM, len(seq) - 1), LOOKUP_MIN_NGRAM - 1, -1):
+        # (L-n, n): every n-gram that ends before the last id, so a match is never the tail itself
+        windows = np.lib.stride_tricks.sliding_window_view(seq[:-1], n)
+        hits = np.flatnonzero((windows == seq[-n:]).all(axis=1))
+        if hits.size:
+            start = int(hits[-1]) + n  # always < L: a match ends at L-2 at the latest
+            draft = seq[start : start + max_tokens].tolist()
+            stop = next((i for i, token in enumerate(draft) if token in stop_ids), None)
+            return draft if stop is None else draft[: stop + 1]
+    return []
 
 
 @runtime_checkable
@@ -85,8 +117,15 @@ class LanguageModel(Protocol):
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        *,
+        lookup_tokens: int = 0,
     ) -> GenerationStream:
-        """Stream the continuation of a prompt (text, or messages through the chat template)."""
+        """Stream the continuation of a prompt (text, or messages through the chat template).
+
+        With lookup_tokens > 0 and temperature 0, up to that many tokens are drafted per step by
+        prompt lookup and checked in one forward pass; the text is the same as without. A backend
+        that cannot check drafts exactly ignores it.
+        """
 
 
 @runtime_checkable

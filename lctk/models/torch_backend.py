@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.errors import BackendUnavailableError, ModelError, first_line
+from lctk.errors import BackendUnavailableError, ModelError, UsageError, first_line
 from lctk.models.chat import END_OF_TURN_TOKENS, IncrementalDetokenizer, prompt_text
-from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
+from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization, lookup_draft
 
 LOGITS_CHUNK_FLOATS = 1 << 25  # rows of logits materialised at once: 128 MB of float32
+# A batched row decides a token only when its top two logits are this far apart: ~100x the
+# largest difference measured between batched and one-token float32 logits on CPU (7.6e-5 on
+# smollm2-135m, 1.0e-4 on gemma3-270m; see _lookup_ids). About 1% of greedy steps come closer.
+TIE_MARGIN_LOGITS = 1e-2
 
 
 def import_transformers():
@@ -187,25 +191,56 @@ class TorchLanguageModel:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        *,
+        lookup_tokens: int = 0,
     ) -> GenerationStream:
-        """Stream a continuation; greedy when temperature is 0."""
+        """Stream a continuation; greedy when temperature is 0, then drafting by prompt lookup if asked."""
+        if lookup_tokens < 0:
+            raise UsageError(f"lookup tokens must be 0 or more, not {lookup_tokens}")
         text = prompt_text(prompt, self.chat_template, self.bos_token, self.eos_token)
         add_bos = not (self.bos_token and text.startswith(self.bos_token))
         ids = self.tokenize(text, add_special=add_bos)
         self._check_length(len(ids) + max_tokens)
         stats = GenerationStats(prompt_tokens=len(ids))
-        return GenerationStream(self._stream(ids, max_tokens, temperature, seed, stats), stats)
+        return GenerationStream(self._stream(ids, max_tokens, temperature, seed, lookup_tokens, stats), stats)
 
-    def _stream(self, ids, max_tokens, temperature, seed, stats) -> Iterator[str]:
-        torch = self._torch
+    def _stream(self, ids, max_tokens, temperature, seed, lookup_tokens, stats) -> Iterator[str]:
         started = time.perf_counter()
-        generator = torch.Generator(device=self.device).manual_seed(seed)
         detok = IncrementalDetokenizer(self.detokenize)
         stats.finish_reason = "length"
+        if max_tokens <= 0:
+            stats.generate_s = time.perf_counter() - started
+            return
+        # TIE_MARGIN_LOGITS is measured on float32; bf16 rounding moves logits far more.
+        if lookup_tokens and temperature == 0 and self.dtype == self._torch.float32:
+            tokens = self._lookup_ids(ids, max_tokens, lookup_tokens, stats)
+        else:
+            tokens = self._sampled_ids(ids, temperature, seed)
+        for next_id in tokens:
+            if stats.completion_tokens == 0:
+                stats.prompt_s = time.perf_counter() - started
+            if next_id in self._stop_ids:
+                stats.finish_reason = "stop"
+                break
+            stats.completion_tokens += 1
+            piece = detok.push(next_id)
+            if piece:
+                yield piece
+            if stats.completion_tokens >= max_tokens:
+                break
+        tail = detok.flush()
+        if tail:
+            yield tail
+        stats.generate_s = time.perf_counter() - started
+
+    def _sampled_ids(self, ids: list[int], temperature: float, seed: int) -> Iterator[int]:
+        """Yield one id per forward pass: the argmax at temperature 0, else a sample."""
+        torch = self._torch
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         step_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         past = None
         with torch.inference_mode():
-            for _ in range(max_tokens):
+            while True:
                 out = self.model(input_ids=step_ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: past})
                 past = getattr(out, self._cache_arg)
                 logits = out.logits[0, -1].float()  # (V,)
@@ -214,21 +249,97 @@ class TorchLanguageModel:
                     next_id = int(torch.multinomial(probs, 1, generator=generator))
                 else:
                     next_id = int(torch.argmax(logits))
-                if stats.completion_tokens == 0:
-                    stats.prompt_s = time.perf_counter() - started
-                if next_id in self._stop_ids:
-                    stats.finish_reason = "stop"
-                    break
-                stats.completion_tokens += 1
-                piece = detok.push(next_id)
-                if piece:
-                    yield piece
+                yield next_id
                 step_ids = torch.tensor([[next_id]], dtype=torch.long, device=self.device)
-        tail = detok.flush()
-        if tail:
-            yield tail
-        stats.generate_s = time.perf_counter() - started
+
+    def _lookup_ids(self, ids: list[int], max_tokens: int, lookup_tokens: int, stats) -> Iterator[int]:
+        """Yield the ids greedy `_sampled_ids` yields, several per forward pass when drafts are accepted.
+
+        A forward pass over k+1 tokens rounds differently from k+1 one-token passes (MKL sums
+        a 1-row and an n-row matrix product in different orders: logits move by up to ~1e-4),
+        so a batched row decides a token only when its top two logits are TIE_MARGIN_LOGITS
+        apart. A closer call, or a cache about to lose the states a rollback needs, replays the
+        tokens since the last exact state one at a time, as plain decoding ran them.
+        """
+        torch = self._torch
+        seq = list(ids)
+        with torch.inference_mode():
+            prompt_ids = torch.tensor([seq], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)  # as _sampled_ids does
+            cache = getattr(out, self._cache_arg)
+            limit = _rollback_limit(cache)  # the cache crops exactly while shorter than this
+            exact = len(seq)  # cache positions [0, exact) hold what plain decoding holds
+            token = int(torch.argmax(out.logits[0, -1].float()))
+            while True:
+                seq.append(token)
+                yield token
+                budget = max_tokens - (len(seq) - len(ids))  # tokens the stream may still take
+                if budget <= 0:
+                    return
+                base = len(seq) - 1  # the cache holds seq[:base]; `token` is its next input
+                draft = lookup_draft(seq, min(lookup_tokens, budget - 1, limit - base - 2), self._stop_ids)
+                if not draft and exact < base and base + 1 >= limit:
+                    token, exact = self._replay(cache, base, seq, exact), len(seq)
+                    continue
+                logits = self._forward([token, *draft], cache)  # (1 + k, V)
+                if not draft and exact == base:  # one token on an exact cache: plain decoding itself
+                    token, exact = int(torch.argmax(logits[0])), len(seq)
+                    continue
+                greedy, certain = _decisions(logits)
+                accepted = 0
+                while accepted < len(draft) and certain[accepted] and draft[accepted] == greedy[accepted]:
+                    accepted += 1
+                if accepted < len(draft):
+                    cache.crop(-(len(draft) - accepted))  # negative: remove that many trailing positions
+                stats.draft_proposed += len(draft)
+                for drafted in draft[:accepted]:
+                    stats.draft_accepted += 1
+                    seq.append(drafted)
+                    yield drafted
+                if certain[accepted]:
+                    token = greedy[accepted]
+                else:  # the cache now holds all of seq
+                    token, exact = self._replay(cache, len(seq), seq, exact), len(seq)
+
+    def _forward(self, tokens: list[int], cache):
+        """Run `tokens` through the model on `cache`; return float32 (len(tokens), V) logits."""
+        input_ids = self._torch.tensor([tokens], dtype=self._torch.long, device=self.device)
+        kwargs = {self._cache_arg: cache, "logits_to_keep": len(tokens)}
+        return self.model(input_ids=input_ids, use_cache=True, **kwargs).logits[0].float()
+
+    def _replay(self, cache, cached: int, seq: list[int], exact: int) -> int:
+        """Recompute seq[exact:] one token at a time, as plain decoding did; return the argmax after seq.
+
+        `cache` holds seq[:cached], of which seq[:exact] exactly as plain decoding left it.
+        """
+        if cached > exact:
+            cache.crop(-(cached - exact))
+        for token in seq[exact:]:
+            logits = self._forward([token], cache)
+        return int(self._torch.argmax(logits[0]))
 
     def close(self) -> None:
         """Release the model's memory."""
         self.model = None
+
+
+def _decisions(logits) -> tuple[list[int], list[bool]]:
+    """Return each row's argmax, and whether float32 rounding cannot have changed it."""
+    import torch
+
+    top = torch.topk(logits, 2, dim=-1)  # values, indices: (rows, 2)
+    return top.indices[:, 0].tolist(), (top.values[:, 0] - top.values[:, 1] >= TIE_MARGIN_LOGITS).tolist()
+
+
+def _rollback_limit(cache) -> int:
+    """Return the cache length below which `cache.crop` restores exactly what it held (0: never).
+
+    A full-attention layer always crops exactly; a sliding-window layer only until its window
+    fills and it starts dropping its oldest states. Caches without `activate_past_recording` and
+    `is_croppable` (transformers 4) are not trusted to crop: generation then decodes plainly.
+    """
+    if not hasattr(cache, "activate_past_recording") or not getattr(cache, "is_croppable", False):
+        return 0
+    cache.activate_past_recording()
+    windows = [layer.sliding_window for layer in cache.layers if getattr(layer, "is_sliding", False)]
+    return min(windows, default=1 << 62)
