@@ -391,7 +391,7 @@ def render(results: dict, meta: dict) -> str:
                          f"{stats['gemma3']} | {stats['kept']} | {' '.join(str(r or '—') for r in stats.get('ranks', []))} | {stats['seconds']:.0f} |")
         lines.append("")
     if meta.get("cost"):
-        lines.append(f"### Cost per window ({meta['retrieval']}, torch fp32, 2 cores; median of 3)\n")
+        lines.append(f"### Cost per window ({meta['retrieval']}, torch fp32, threads as the run had them; median of 3)\n")
         lines.append("| pass | tokens | seconds | tokens/s |")
         lines.append("|---|---|---|---|")
         for name, row in meta["cost"].items():

@@ -46,6 +46,7 @@ from lctk.retrieval.settings import RetrievalMode, RetrievalSettings  # noqa: E4
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "ask-questions.json"
+LOOKUP_RESULTS = DATA / "ask-lookup.json"  # apart from RESULTS, so the two runs can go side by side
 QUESTIONS = ROOT / "bench" / "data" / "ask-questions.jsonl"
 SHARED = Path(os.environ.get("LCTK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 MANUALS = ("developers-reference.pdf", "debian-policy.pdf")
@@ -266,24 +267,26 @@ def lookup_speed(args, questions, results) -> None:
 
                 sel = hybrid_select(None, p.document.text, p.sentences, p.counts, scores, q.question, settings)
                 evidence = best_evidence(p.evidence(sel.kept, sel.scores), settings.answer_sentences)
+                started = time.perf_counter()
                 text, stats = respond(model, evidence, q.question, 64, check=False, lookup_tokens=lookup)
+                wall = time.perf_counter() - started  # the stream is closed at the answer's first line
                 answers.append(text)
                 if stats is not None:
                     tokens += stats.completion_tokens
-                    seconds += stats.generate_s - stats.prompt_s
+                    seconds += wall - stats.prompt_s
                     proposed += stats.draft_proposed
                     accepted += stats.draft_accepted
             results[key] = {"tokens": tokens, "seconds": round(seconds, 3), "proposed": proposed,
                             "accepted": accepted, "answers": answers, "n": len(questions)}
-            save(results)
+            save(results, LOOKUP_RESULTS)
             print(key, results[key]["tokens"], f"{tokens / max(seconds, 1e-9):.1f} tok/s", flush=True)
 
 
-def save(results: dict) -> None:
+def save(results: dict, path: Path = RESULTS) -> None:
     DATA.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
-    tmp.replace(RESULTS)
+    tmp.replace(path)
 
 
 def render(results: dict, questions, answerers) -> str:
@@ -300,8 +303,8 @@ def render(results: dict, questions, answerers) -> str:
     for split in ("dev", "heldout"):
         lines.append(f"### {split} questions ({sum(q.split == split and bool(q.answers) for q in questions)} answerable, "
                      f"{sum(q.split == split and not q.answers for q in questions)} absent)\n")
-        lines.append("| system | answerer | evidence recall | accuracy | accuracy when evidence holds | F1 | refusals (absent) | false refusals | s per question |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("| system | answerer | questions (answerable + absent) | evidence recall | accuracy | accuracy when evidence holds | F1 | refusals (absent) | false refusals | s per question |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for name, system, where in systems:
             for answerer in (answerers if system in ("lctk", "prior", "excerpt-lctk") else answerers[:1]):
                 answer_name = "/".join(answerer)
@@ -322,7 +325,7 @@ def render(results: dict, questions, answerers) -> str:
                     continue
                 s = summarize(rows)
                 fmt = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
-                lines.append(f"| {name} | {answer_name} | {fmt(s['evidence_recall'])} | {fmt(s['accuracy'])} | "
+                lines.append(f"| {name} | {answer_name} | {s['answerable']} + {s['absent']} | {fmt(s['evidence_recall'])} | {fmt(s['accuracy'])} | "
                              f"{fmt(s['accuracy_when_evidence_holds'])} | {s['f1']:.2f} | {fmt(s['refusal_rate_absent'])} | "
                              f"{fmt(s['false_refusals'])} | {sum(seconds) / len(seconds):.1f} |")
         lines.append("")
@@ -369,9 +372,12 @@ def main() -> None:
     if args.ablation:
         ablation(args, [q for q in questions if q.split == "dev" and q.answers], results)
     elif args.lookup:
-        lookup_speed(args, [q for q in questions if q.answers], results)
+        lookup_speed(args, [q for q in questions if q.answers],
+                     json.loads(LOOKUP_RESULTS.read_text()) if LOOKUP_RESULTS.exists() else {})
     elif not args.report:
         sweep(args, chosen, results)
+    if LOOKUP_RESULTS.exists():
+        results.update(json.loads(LOOKUP_RESULTS.read_text()))
     body = render(results, questions, answerers)
     print(body)
     if args.report:

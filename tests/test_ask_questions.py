@@ -172,7 +172,7 @@ def test_many_questions_cli_reads_once_and_writes_one_json_line_per_question(tmp
 
 @pytest.mark.slow
 def test_a_question_the_manual_does_not_answer_is_refused_and_one_it_answers_is_not():
-    result = run_lctk("ask", str(POLICY), "What umask must the Debian installer set for the root account?",
+    result = run_lctk("ask", str(POLICY), "Into which directory must a package install its systemd service unit files?",
                       "-n", "32", "--format", "json")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -195,3 +195,25 @@ def test_eval_ask_questions_reports_recall_accuracy_and_refusals(tmp_path):
     assert report["answerable"] == 1 and report["absent"] == 1 and report["evidence_recall"] == 1.0
     assert len(report["results"]) == 2 and report["results"][0]["pages"]
     assert_one_line_error(run_lctk("eval", "ask", "--questions", str(questions), "--haystack", str(POLICY)), 2, "not both")
+
+
+@pytest.mark.slow
+def test_answers_with_prompt_lookup_are_the_plain_greedy_answers():
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import role_model
+    from lctk.retrieval.qa import Evidence, respond
+
+    # torch: llama.cpp accepts lookup_tokens but never drafts (its batched decode is not exact)
+    answerer, _ = load_language_model(role_model("answer").value, "generate", "torch")
+    evidence = [Evidence(text, "1", 0, len(text), 1.0) for text in (
+        "Uploads to the DELAYED queue wait between one and fifteen days before they are processed.",
+        "The Maintainer field of an orphaned package should be set to Debian QA Group <packages@qa.debian.org>.",
+        "Every package must be accompanied by a verbatim copy of its copyright information in /usr/share/doc/PACKAGE/copyright.")]
+    drafted = 0
+    for question in ("What should the Maintainer field of an orphaned package be set to?",
+                     "Where is a package's copyright information installed?", "How long can a delayed upload wait?"):
+        plain, _ = respond(answerer, evidence, question, 32, check=False, lookup_tokens=0)
+        looked, stats = respond(answerer, evidence, question, 32, check=False, lookup_tokens=10)
+        assert looked == plain, (question, plain, looked)
+        drafted += stats.draft_accepted
+    assert drafted > 0  # the drafts were really used

@@ -1,11 +1,14 @@
-"""`ask`: answer a question over a document of any length (InfiniRetri retrieval + an answer model).
+"""`ask`: answer questions over a document of any length (hybrid or InfiniRetri retrieval + an answer model).
 
 `ask(path, question)` is the Python API (`lctk.retrieval.ask`): it loads the document and the
-default models and returns a frozen `AskResult`; `answer(...)` does the work with models the
-caller already holds. Retrieval always runs on torch (it reads attention); the answer runs on the
-backend chosen for generation. After every window the retrieval state is checkpointed under the
-cache dir, keyed by document, question, settings and model, so an interrupted run continues with
-`resume=True`.
+default models and returns a frozen `AskResult`; `ask_many(path, questions)` loads and prepares
+once and yields one result per question; `prepare(...)` + `answer(...)` do the work with models
+the caller already holds. Retrieval reads attention, so its model always runs on torch; the
+answer runs on the backend chosen for generation, from the `answer_sentences` best kept
+sentences, and is checked against them (lctk.retrieval.grounding). In `attention` mode the
+retrieval state is checkpointed after every window under the cache dir, keyed by document,
+question, settings and model, so an interrupted run continues with `resume=True`; `hybrid` and
+`prior` take seconds and keep no checkpoint.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ ANSWER_EXAMPLES = (
     "Question: Which file holds the settings?\nAnswer: /etc/app/config.toml\n\n"
 )
 REFUSAL = "The document does not say."
+ANSWER_LOOKUP_TOKENS = 0  # prompt-lookup drafts for answers: off; llama.cpp, where answers run, cannot check drafts exactly (BENCHMARKS.md)
 
 
 @dataclass(frozen=True)
@@ -114,19 +118,22 @@ def best_evidence(evidence: Sequence[Evidence], count: int) -> list[Evidence]:
 
 
 def respond(answerer, evidence: Sequence[Evidence], question: str, max_tokens: int = 256,
-            on_piece: Callable[[str], None] | None = None, *, check: bool = True):
+            on_piece: Callable[[str], None] | None = None, *, check: bool = True,
+            lookup_tokens: int = ANSWER_LOOKUP_TOKENS):
     """Answer `question` from `evidence` (document order) with `answerer`; return (answer, stats).
 
     With `check` the reply is held until it is complete and replaced by REFUSAL when the model
     refuses in its own words or the evidence does not support it (lctk.retrieval.grounding);
     without, it streams to `on_piece` as generated. No evidence: REFUSAL, and no model runs.
+    Answers copy spans of the evidence, so tokens are drafted from the prompt (`lookup_tokens`
+    at a time) and checked in one pass: the same text as plain greedy decoding, sooner.
     """
     if not evidence:
         if on_piece is not None:
             on_piece(REFUSAL)
         return REFUSAL, None
     stream = answerer.generate(answer_messages([e.text for e in evidence], question), max_tokens=max_tokens,
-                               temperature=0.0)
+                               temperature=0.0, lookup_tokens=lookup_tokens)
     pieces = []
     for piece in first_line(until_next_question(stream)):
         pieces.append(piece)
