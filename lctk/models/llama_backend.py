@@ -196,10 +196,12 @@ class LlamaLanguageModel:
         """Stream a continuation; greedy when temperature is 0.
 
         lookup_tokens is accepted and changes nothing here. Drafts checked in one multi-token
-        decode would not reproduce one-token greedy decoding: llama.cpp stores a token's V in its
-        f16 cache with other rounding from a one-token decode than from a multi-token one (logits
-        then differ by up to ~1 on smollm2-135m). And on CPU a decode of k+1 tokens costs about
-        k/2+1 one-token decodes for these small models, so drafts would barely pay for themselves.
+        decode would not reproduce one-token greedy decoding: llama.cpp's one-token decode is not
+        bit-identical to a multi-token one (the V it writes to the f16 cache rounds differently,
+        and with an f32 V cache some positions still differ), and logits move by up to ~1 on
+        smollm2-135m. Decoding every step as two or more rows makes drafts exact for its Q4_1
+        weights (not for gemma3-270m's Q4_K), but halves greedy speed on CPU, where a decode of
+        k+1 tokens costs about k/2+1 one-token decodes.
         """
         if lookup_tokens < 0:
             raise UsageError(f"lookup tokens must be 0 or more, not {lookup_tokens}")
