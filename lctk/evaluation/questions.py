@@ -37,18 +37,9 @@ class Question:
 
 def load_questions(path: str | Path) -> list[Question]:
     """Read and validate a questions file (InputError naming file and line on the first bad line)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such questions file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read questions ({error})") from None
-    questions = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        questions.append(_parse(line, f"{path}:{number}"))
+    from lctk.retrieval.qa import question_lines
+
+    questions = [_parse(line, f"{path}:{number}") for number, line in question_lines(path)]
     if not questions:
         raise InputError(f"{path}: no questions (one JSON object per line: {{\"question\": ..., \"answers\": [...]}})")
     return questions

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from lctk.errors import ModelError
-from lctk.models.protocols import Message
+from lctk.models.protocols import GenerationStats, Message
 
 # Tokens that end an assistant turn in common chat formats, besides the model's own EOS.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
@@ -100,3 +101,32 @@ class IncrementalDetokenizer:
         after = self._decode(self._ids[self._prefix :])
         self._prefix = self._read = len(self._ids)
         return after[len(before) :] if len(after) > len(before) else ""
+
+
+def stream_text(
+    token_ids: Iterable[int], stop_ids: Container[int], decode: Callable[[Sequence[int]], str], max_tokens: int,
+    stats: GenerationStats, started: float,
+) -> Iterator[str]:
+    """Turn generated ids into text pieces, ending at a stop id or after `max_tokens`; fill `stats`.
+
+    Both backends generate ids their own way and stream them through this one loop, so stop
+    handling, the token budget and the counters mean the same on each. `started` is when
+    generation began (for `prompt_s` and `generate_s`).
+    """
+    detok = IncrementalDetokenizer(decode)
+    for token_id in token_ids:
+        if stats.completion_tokens == 0:
+            stats.prompt_s = time.perf_counter() - started
+        if token_id in stop_ids:
+            stats.finish_reason = "stop"
+            break
+        stats.completion_tokens += 1
+        piece = detok.push(token_id)
+        if piece:
+            yield piece
+        if stats.completion_tokens >= max_tokens:
+            break
+    tail = detok.flush()
+    if tail:
+        yield tail
+    stats.generate_s = time.perf_counter() - started

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lctk.errors import BackendUnavailableError, ModelError, UsageError, first_line
-from lctk.models.chat import IncrementalDetokenizer, prompt_text
+from lctk.models.chat import prompt_text, stream_text
 from lctk.models.hardware import cpu_count
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
 
@@ -220,7 +220,6 @@ class LlamaLanguageModel:
         started = time.perf_counter()
         self._llm.set_seed(seed)
         self._llm.reset()
-        detok = IncrementalDetokenizer(self.detokenize)
         stats.finish_reason = "length"
         if max_tokens <= 0:
             stats.generate_s = time.perf_counter() - started
@@ -229,26 +228,22 @@ class LlamaLanguageModel:
             ids, temp=temperature, top_k=0 if temperature > 0 else 1, top_p=1.0, min_p=0.0,
             repeat_penalty=1.0, reset=True,
         )
-        for token_id in tokens:
-            if stats.completion_tokens == 0:
-                stats.prompt_s = time.perf_counter() - started
-            if self._llama_cpp.llama_vocab_is_eog(self._vocab, token_id):
-                stats.finish_reason = "stop"
-                break
-            stats.completion_tokens += 1
-            piece = detok.push(token_id)
-            if piece:
-                yield piece
-            if stats.completion_tokens >= max_tokens:
-                break
-        tail = detok.flush()
-        if tail:
-            yield tail
-        stats.generate_s = time.perf_counter() - started
+        yield from stream_text(tokens, _EndOfGeneration(self._llama_cpp, self._vocab), self.detokenize, max_tokens,
+                               stats, started)
 
     def close(self) -> None:
         """Free the llama.cpp model and context."""
         self._llm.close()
+
+
+class _EndOfGeneration:
+    """`token_id in ...` asks llama.cpp whether the id ends generation (end of text or of turn)."""
+
+    def __init__(self, llama_cpp, vocab):
+        self._llama_cpp, self._vocab = llama_cpp, vocab
+
+    def __contains__(self, token_id: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token_id))
 
 
 def _context_length(metadata: dict[str, str]) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lctk.errors import BackendUnavailableError, ModelError, UsageError, first_line
-from lctk.models.chat import END_OF_TURN_TOKENS, IncrementalDetokenizer, prompt_text
+from lctk.models.chat import END_OF_TURN_TOKENS, prompt_text, stream_text
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization, lookup_draft
 
 LOGITS_CHUNK_FLOATS = 1 << 25  # rows of logits materialised at once: 128 MB of float32
@@ -206,7 +206,6 @@ class TorchLanguageModel:
 
     def _stream(self, ids, max_tokens, temperature, seed, lookup_tokens, stats) -> Iterator[str]:
         started = time.perf_counter()
-        detok = IncrementalDetokenizer(self.detokenize)
         stats.finish_reason = "length"
         if max_tokens <= 0:
             stats.generate_s = time.perf_counter() - started
@@ -216,22 +215,7 @@ class TorchLanguageModel:
             tokens = self._lookup_ids(ids, max_tokens, lookup_tokens, stats)
         else:
             tokens = self._sampled_ids(ids, temperature, seed)
-        for next_id in tokens:
-            if stats.completion_tokens == 0:
-                stats.prompt_s = time.perf_counter() - started
-            if next_id in self._stop_ids:
-                stats.finish_reason = "stop"
-                break
-            stats.completion_tokens += 1
-            piece = detok.push(next_id)
-            if piece:
-                yield piece
-            if stats.completion_tokens >= max_tokens:
-                break
-        tail = detok.flush()
-        if tail:
-            yield tail
-        stats.generate_s = time.perf_counter() - started
+        yield from stream_text(tokens, self._stop_ids, self.detokenize, max_tokens, stats, started)
 
     def _sampled_ids(self, ids: list[int], temperature: float, seed: int) -> Iterator[int]:
         """Yield one id per forward pass: the argmax at temperature 0, else a sample."""

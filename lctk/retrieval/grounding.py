@@ -51,8 +51,13 @@ def first_line(pieces: Iterable[str]) -> Iterator[str]:
             head = text.split("\n", 1)[0]
             if head:
                 yield head
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
+            close_stream(pieces)
             return
         yield text
+
+
+def close_stream(pieces) -> None:
+    """Stop a generation stream early (generators and streams with `close`), so the model stops too."""
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()

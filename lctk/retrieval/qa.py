@@ -26,7 +26,7 @@ from pathlib import Path
 from lctk.documents.load import Document, load_document
 from lctk.documents.sentences import Sentence, Window, fit_sentences, split_sentences, windows_of
 from lctk.errors import InputError
-from lctk.retrieval.grounding import first_line, supported
+from lctk.retrieval.grounding import close_stream, first_line, supported
 from lctk.retrieval.hybrid import hybrid_select
 from lctk.retrieval.infiniretri import RetrievalState, retrieve
 from lctk.retrieval.prior import SentencePrior
@@ -92,9 +92,7 @@ def until_next_question(pieces: Iterable[str]) -> Iterator[str]:
         if at >= 0:
             if held[:at]:
                 yield held[:at]
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
+            close_stream(pieces)
             return
         keep = next((n for n in range(min(len(STOP) - 1, len(held)), 0, -1) if STOP.startswith(held[-n:])), 0)
         if len(held) > keep:
@@ -238,21 +236,25 @@ def ask_many(
     for index, question in enumerate(questions):
         pieces = (lambda piece, at=index: on_piece(at, piece)) if on_piece is not None else None
         yield answer(prepared, question, retriever, answerer, choice.backend, settings, max_tokens,
-                     writable_cache_subdir("ask"), resume, on_window, pieces, embedder=prepared.embedder, check=check)
+                     writable_cache_subdir("ask"), resume, on_window, pieces, check=check)
 
 
-def read_questions(path: str | os.PathLike) -> list[str]:
-    """Questions from a file: one per line ('#' lines and blank lines skipped), or JSON lines with a "question"."""
+def question_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """The non-blank lines of a questions file, stripped, with their 1-based numbers (InputError if unreadable)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputError(f"{path}: no such questions file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot read questions ({getattr(error, 'strerror', None) or error})") from None
+    return [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def read_questions(path: str | os.PathLike) -> list[str]:
+    """Questions from a file: one per line ('#' lines and blank lines skipped), or JSON lines with a "question"."""
     questions = []
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for number, line in question_lines(path):
+        if line.startswith("#"):
             continue
         if line.startswith("{"):
             try:
