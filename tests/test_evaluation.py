@@ -125,7 +125,8 @@ def test_annotations_read_and_validate(tmp_path):
         "absolute": ([{"query": "q", "relevant": ["/etc/passwd"]}], "stay inside"),
         "half range": ([{"query": "q", "relevant": [{"path": "a.py", "start_line": 3}]}], "both lines or neither"),
         "reversed": ([{"query": "q", "relevant": [{"path": "a.py", "start_line": 9, "end_line": 3}]}], "after end_line"),
-        "typo": ([{"query": "q", "relevant": ["a.py"], "secondry": []}], "unknown field 'secondry'"),
+        "bad line": ([{"query": "q", "seed": 1, "relevant": [{"path": "a.py", "start_line": "3", "end_line": 4}]}],
+                     "item 1, relevant 1: 'start_line' must be a positive integer"),
         "second item": ([{"query": "q", "relevant": ["a.py"]}, "oops"], "item 2: expected an object"),
     }
     for name, (content, message) in cases.items():
@@ -136,6 +137,106 @@ def test_annotations_read_and_validate(tmp_path):
         assert "\n" not in str(caught.value), name
     with pytest.raises(InputError, match="no such file"):
         read_annotations(tmp_path / "missing.json")
+
+
+def test_semble_upstream_annotations_are_read_with_one_warning(tmp_path, caplog):
+    import json
+    import logging
+
+    from lctk.evaluation.annotations import Target, read_annotations
+
+    upstream = tmp_path / "upstream.json"
+    upstream.write_text(json.dumps([
+        {"query": "how are retries configured", "seed": "src/retry.py", "related": ["src/config.py"],
+         "relevant": [{"path": "src/retry.py", "start_line": 10, "end_line": 42, "symbol": "Retry"}],
+         "secondary": ["src/config.py"], "category": "architecture"},
+        {"query": "Retry", "seed": "src/retry.py", "relevant": ["src/retry.py"], "category": None},
+    ]))
+    with caplog.at_level(logging.WARNING, logger="lctk"):
+        first, second = read_annotations(upstream)
+    assert first.relevant == (Target("src/retry.py", 10, 42),) and first.secondary == (Target("src/config.py"),)
+    assert first.targets == (Target("src/retry.py", 10, 42), Target("src/config.py"))
+    assert second.category == "" and second.relevant == (Target("src/retry.py"),)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lctk.evaluation.annotations"]
+    assert len(warnings) == 1, warnings  # one for the file, not one per item
+    assert "upstream.json" in warnings[0]
+    assert all(f"'{name}'" in warnings[0] for name in ("seed", "related", "symbol")), warnings[0]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lctk"):
+        shipped = read_annotations(SHARED_DATA / "semble" / "pydantic.json")
+    assert len(shipped) == 20 and shipped[0].relevant == (Target("pydantic/main.py"),)
+    assert not [r for r in caplog.records if r.name == "lctk.evaluation.annotations"]  # nothing ignored, no warning
+
+
+def test_semble_binary_ndcg_by_hand():
+    from lctk.evaluation.annotations import Target
+    from lctk.evaluation.metrics import binary_ndcg_at
+    from lctk.evaluation.search_eval import count_indexed, path_matches, semble_ndcg
+
+    assert binary_ndcg_at([1, 3], 2) == pytest.approx((1 + 1 / 2) / (1 + 1 / math.log2(3)))
+    assert binary_ndcg_at([1, 1], 2) == pytest.approx(1 / (1 + 1 / math.log2(3)))  # one rank gains once
+    assert binary_ndcg_at(range(1, 11), 15) == pytest.approx(1.0)  # the ideal holds at most 10
+    assert binary_ndcg_at([11], 1) == 0.0 and binary_ndcg_at([1], 0) == 0.0
+    assert path_matches("/r/pkg/a.py", "pkg/a.py") and path_matches("pkg/a.py", "pkg/a.py")
+    assert not path_matches("/r/xpkg/a.py", "pkg/a.py")
+
+    whole = Target("pkg/a.py")  # relevant: the whole file
+    lines = Target("pkg/b.py", 10, 20)  # secondary: a line range
+    gone = Target("pkg/gone.py")  # not in the index: left out of the ideal
+    indexed = {"/r/pkg/a.py": [(1, 50)], "/r/pkg/b.py": [(1, 9), (10, 30)], "/r/pkg/c.py": [(1, 5)]}
+    assert count_indexed([whole, lines, gone], indexed) == 2
+    assert count_indexed([Target("pkg/b.py", 100, 120)], indexed) == 0  # the file is there, those lines are not
+    ranked = [
+        ("/r/xpkg/a.py", 1, 9),  # 1: another directory's a.py
+        ("/r/pkg/a.py", 1, 10),  # 2: first hit of `whole`
+        ("/r/pkg/a.py", 20, 30),  # 3: the same file again: earns nothing
+        ("/r/pkg/b.py", 1, 9),  # 4: b.py, but not the target's lines
+        ("/r/pkg/b.py", 12, 15),  # 5: first hit of `lines`
+    ]
+    expected = (1 / math.log2(3) + 1 / math.log2(6)) / (1 + 1 / math.log2(3))
+    assert semble_ndcg([whole, lines, gone], ranked, 2) == pytest.approx(expected)
+    # with `gone` counted in the ideal the score would be lower: the protocol drops it
+    assert expected > (1 / math.log2(3) + 1 / math.log2(6)) / (1 + 1 / math.log2(3) + 1 / 2)
+    assert semble_ndcg([whole], [("/r/pkg/c.py", 1, 5)] * 10 + [("/r/pkg/a.py", 1, 1)], 1) == 0.0  # rank 11
+    assert semble_ndcg([whole, Target("pkg/a.py", 1, 5)], ranked[1:], 2) == pytest.approx(1 / (1 + 1 / math.log2(3)))
+    assert semble_ndcg([gone], ranked, count_indexed([gone], indexed)) == 0.0  # none indexed: 0, as in semble
+
+
+def test_evaluate_annotations_on_a_package_directory_index(tmp_path, monkeypatch):
+    from lctk.evaluation.annotations import Annotation, Target
+    from lctk.evaluation.search_eval import evaluate_annotations
+    from lctk.models.fake import FakeEmbedder
+    from lctk.retrieval.indexer import build_index
+    from lctk.retrieval.ranking import Searcher
+    from lctk.retrieval.store import load_index
+
+    monkeypatch.setenv("LCTK_INDEX_DIR", str(tmp_path / "indexes"))
+    repo = tmp_path / "checkout"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    (repo / "pkg" / "retry.py").write_text("def configure_backoff_zorblax(attempts):\n    return attempts * 2\n")
+    (repo / "pkg" / "other.py").write_text("def unrelated():\n    return 'nothing here'\n")
+    (repo / "tests" / "test_retry.py").write_text("def test_zorblax():\n    configure_backoff_zorblax(3)\n")
+    annotations = [
+        Annotation("configure_backoff_zorblax", (Target("pkg/retry.py"),), (Target("pkg/missing.py"),)),
+        Annotation("test_zorblax", (Target("tests/test_retry.py"),)),  # outside the package directory
+    ]
+    embedder = FakeEmbedder()
+    # semble's way: index only the package directory; annotation paths are relative to the checkout
+    build_index((repo / "pkg").resolve(), embedder)
+    searcher = Searcher(load_index((repo / "pkg").resolve()), embedder)
+    report = evaluate_annotations(searcher, annotations, ["lexical"])["lexical"]
+    assert report["queries"] == 2 and report["no_target_in_index"] == 1
+    assert report["NDCG@10"] == pytest.approx((1.0 + 0.0) / 2)  # found at rank 1; the other holds no target
+    assert report["MRR"] == pytest.approx(0.5)
+
+    # an index of the whole checkout, searched within pkg/ only, scores the same
+    build_index(repo.resolve(), embedder)
+    searcher = Searcher(load_index(repo.resolve()), embedder)
+    assert evaluate_annotations(searcher, annotations, ["lexical"], within="pkg")["lexical"]["NDCG@10"] == pytest.approx(0.5)
+    whole = evaluate_annotations(searcher, annotations, ["lexical"])["lexical"]
+    assert whole["no_target_in_index"] == 0 and whole["NDCG@10"] == pytest.approx(1.0)
 
 
 def test_docstring_tasks_hide_the_answer_and_mask_the_name(tmp_path):

@@ -163,7 +163,7 @@ def render_grid(rows: list[dict], field: str) -> str:
 def eval_search(
     path: Annotated[str, typer.Argument(help="Repository to evaluate on.")] = ".",
     docstrings: Annotated[bool, typer.Option("--docstrings", help="Docstring summary -> function tasks from the repository's Python (the default).")] = False,
-    annotations: Annotated[Optional[str], typer.Option("--annotations", help="semble-style JSON: [{query, relevant, secondary, category}].", show_default=False)] = None,
+    annotations: Annotated[Optional[str], typer.Option("--annotations", help="semble-style JSON: [{query, relevant, secondary, category}]; NDCG@10 by semble's protocol.", show_default=False)] = None,
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated search modes.")] = "lexical,dense,hybrid",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N queries (a fixed random subset).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit subset.")] = 0,
@@ -179,10 +179,11 @@ def eval_search(
     from lctk.errors import InputError, UsageError
     from lctk.evaluation.annotations import read_annotations
     from lctk.evaluation.search_eval import (
-        annotation_relevance,
+        SEMBLE_TOP_K,
         build_docstring_corpus,
         docstring_relevance,
         evaluate,
+        evaluate_annotations,
         sample,
     )
     from lctk.retrieval.api import open_index
@@ -196,10 +197,8 @@ def eval_search(
     with tempfile.TemporaryDirectory(prefix="lctk-eval-") as scratch, progress_callback("eval search", log_every=30.0) as on_progress:
         if annotations:
             items = sample(read_annotations(annotations), limit, seed)
-            searcher = open_index(root, embed_model).searcher
-            queries = [a.query for a in items]
-            report = evaluate(searcher, queries, lambda i, hits: annotation_relevance(items[i], hits), chosen,
-                              progress=on_progress)
+            opened = open_index(root, embed_model)
+            report = evaluate_annotations(opened.searcher, items, chosen, within=opened.target.within, progress=on_progress)
             source = f"annotations {annotations}"
         else:
             files = python_files(root)
@@ -210,13 +209,22 @@ def eval_search(
             report = evaluate(searcher, [t.query for t in tasks], lambda i, hits: docstring_relevance(tasks[i], hits),
                               chosen, progress=on_progress)
             source = "docstrings"
+    payload = {"path": path, "tasks": source, "modes": report}
+    if annotations:  # their NDCG@10 is semble's binary one (search_eval.semble_ndcg), comparable with semble's table
+        payload = {"path": path, "tasks": source, "protocol": "semble", "top_k": SEMBLE_TOP_K, "modes": report}
     if output_format == OutputFormat.json:
-        write_stdout(json.dumps({"path": path, "tasks": source, "modes": report}, indent=2) + "\n")
+        write_stdout(json.dumps(payload, indent=2) + "\n")
         return
     write_stdout(f"{'mode':<8} {'MRR':>6} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'NDCG@10':>8}\n")
     for mode, row in report.items():
         write_stdout(f"{mode:<8} {row['MRR']:>6.3f} {row['R@1']:>6.3f} {row['R@5']:>6.3f} {row['R@10']:>6.3f} {row['NDCG@10']:>8.3f}\n")
-    err_console().print(f"lctk: {next(iter(report.values()))['queries']} queries from {source}", markup=False, highlight=False)
+    first = next(iter(report.values()))
+    note = ""
+    if annotations:
+        note = (f"; NDCG@10 by semble's protocol (binary, each target at its first hit in the top {SEMBLE_TOP_K})"
+                + (f"; {first['no_target_in_index']} queries have no target in the index and score 0"
+                   if first["no_target_in_index"] else ""))
+    err_console().print(f"lctk: {first['queries']} queries from {source}{note}", markup=False, highlight=False)
 
 
 @eval_app.command("compress")

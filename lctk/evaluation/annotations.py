@@ -2,21 +2,30 @@
 
     [{"query": "where are retries configured",
       "relevant": ["src/http.py", {"path": "src/retry.py", "start_line": 10, "end_line": 42}],
-      "secondary": ["src/config.py"],          # optional: partly relevant (graded lower)
+      "secondary": ["src/config.py"],          # optional: partly relevant (graded lower, but
+                                                # semble's NDCG@10 counts it like a relevant one)
       "category": "architecture"}]              # optional
 
 A target is a whole file (a path) or a line range of one (1-based, inclusive). Paths are
-relative to the repository root and may not leave it.
+relative to the repository root and may not leave it. Fields lctk does not read (semble's
+upstream files carry `seed` and `related`) are ignored, with one warning per file naming them;
+everything lctk does read is validated.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lctk.errors import InputError
+
+log = logging.getLogger(__name__)
+
+ITEM_FIELDS = ("query", "relevant", "secondary", "category")
+TARGET_FIELDS = ("path", "start_line", "end_line")
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,11 @@ class Annotation:
     secondary: tuple[Target, ...] = ()
     category: str = ""
 
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Relevant then secondary targets (semble's `all_relevant`)."""
+        return self.relevant + self.secondary
+
 
 def read_annotations(path: str | os.PathLike) -> list[Annotation]:
     """Read and validate an annotation file; every problem is a one-line InputError naming the item."""
@@ -56,15 +70,17 @@ def read_annotations(path: str | os.PathLike) -> list[Annotation]:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(data, list) or not data:
         raise InputError(f"{path}: expected a non-empty JSON list of {{query, relevant}} objects")
-    return [_annotation(item, f"{path}: item {index + 1}") for index, item in enumerate(data)]
+    ignored: set[str] = set()
+    annotations = [_annotation(item, f"{path}: item {index + 1}", ignored) for index, item in enumerate(data)]
+    if ignored:  # one warning for the file, not one per item: upstream files repeat them in every item
+        log.warning("%s: ignored fields lctk does not read: %s", path, ", ".join(sorted(ignored)))
+    return annotations
 
 
-def _annotation(item, where: str) -> Annotation:
+def _annotation(item, where: str, ignored: set[str]) -> Annotation:
     if not isinstance(item, dict):
         raise InputError(f"{where}: expected an object with 'query' and 'relevant'")
-    unknown = sorted(set(item) - {"query", "relevant", "secondary", "category"})
-    if unknown:
-        raise InputError(f"{where}: unknown field {unknown[0]!r} (allowed: query, relevant, secondary, category)")
+    ignored.update(repr(name) for name in set(item) - set(ITEM_FIELDS))
     query = item.get("query")
     if not isinstance(query, str) or not query.strip():
         raise InputError(f"{where}: 'query' must be a non-empty string")
@@ -74,25 +90,25 @@ def _annotation(item, where: str) -> Annotation:
     secondary = item.get("secondary", [])
     if not isinstance(secondary, list):
         raise InputError(f"{where}: 'secondary' must be a list")
-    category = item.get("category", "")
+    category = item.get("category")
+    if category is None:  # semble's loader infers a missing or null category; lctk leaves it empty
+        category = ""
     if not isinstance(category, str):
         raise InputError(f"{where}: 'category' must be a string")
     return Annotation(
         query.strip(),
-        tuple(_target(t, f"{where}, relevant {i + 1}") for i, t in enumerate(relevant)),
-        tuple(_target(t, f"{where}, secondary {i + 1}") for i, t in enumerate(secondary)),
+        tuple(_target(t, f"{where}, relevant {i + 1}", ignored) for i, t in enumerate(relevant)),
+        tuple(_target(t, f"{where}, secondary {i + 1}", ignored) for i, t in enumerate(secondary)),
         category,
     )
 
 
-def _target(value, where: str) -> Target:
+def _target(value, where: str, ignored: set[str]) -> Target:
     if isinstance(value, str):
         return Target(_relative_path(value, where))
     if not isinstance(value, dict) or "path" not in value:
         raise InputError(f"{where}: expected a path or an object with 'path'")
-    unknown = sorted(set(value) - {"path", "start_line", "end_line"})
-    if unknown:
-        raise InputError(f"{where}: unknown field {unknown[0]!r}")
+    ignored.update(f"{name!r} (in targets)" for name in set(value) - set(TARGET_FIELDS))
     if not isinstance(value["path"], str):
         raise InputError(f"{where}: 'path' must be a string")
     path = _relative_path(value["path"], where)

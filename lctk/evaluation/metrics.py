@@ -48,6 +48,19 @@ def ndcg_at(ranked: Sequence[str], relevance: Mapping[str, float], n: int = 10) 
     return dcg(gains) / ideal
 
 
+def binary_ndcg_at(ranks: Iterable[int], relevant_count: int, n: int = 10) -> float:
+    """Binary NDCG@n from the 1-based ranks that hold a relevant item (semble's benchmark metric).
+
+    A rank held by several items gains 1 once; the ideal ranks min(n, relevant_count) items first.
+    """
+    if relevant_count <= 0:
+        return 0.0
+    gained = {rank for rank in ranks if 1 <= rank <= n}
+    dcg = sum(1.0 / math.log2(rank + 1) for rank in gained)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(n, relevant_count)))
+    return dcg / ideal
+
+
 def ranking_report(runs: Sequence[tuple[Sequence[str], Mapping[str, float]]], k: int = 100) -> dict[str, float]:
     """Mean MRR@k, R@1/5/10 and NDCG@10 over queries: each run is (ranked ids, relevance)."""
     if not runs:
