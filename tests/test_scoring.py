@@ -59,3 +59,27 @@ def test_line_losses_come_from_one_pass_and_mark_surprising_lines(llama_lm):
     assert np.all(losses[[0, 1, 3]] > 0)
     assert line_losses(llama_lm, code, cache) is not losses  # served from the cache, equal values
     np.testing.assert_allclose(line_losses(llama_lm, code, cache), losses)
+
+
+def test_the_ami_pass_leaves_line_losses_so_no_token_is_scored_twice(llama_lm):
+    code = "def area(radius):\n    pi = 3.14159\n\n    return pi * radius * radius\n"
+    shared, alone = MemoryScoreCache(), MemoryScoreCache()
+    ami_scores(llama_lm, [code], "Compute the area of a circle.", shared)
+    calls = []
+    original = llama_lm.token_logprobs
+    llama_lm.token_logprobs = lambda ids: calls.append(ids) or original(ids)
+    try:
+        reused = line_losses(llama_lm, code, shared)
+    finally:
+        del llama_lm.token_logprobs
+    assert calls == []  # found in the cache the AMI pass filled
+    np.testing.assert_allclose(reused, line_losses(llama_lm, code, alone), atol=1e-3)
+
+
+def test_a_window_scores_long_chunks_by_their_head(llama_lm):
+    functions = textwrap_functions_without_docstrings()
+    cache = MemoryScoreCache()
+    _, whole = ami_scores(llama_lm, [functions["wrap"], functions["shorten"]], "Wrap a paragraph.", cache)
+    _, head = ami_scores(llama_lm, [functions["wrap"], functions["shorten"]], "Wrap a paragraph.", cache, window=8)
+    assert head.cache_hits == 1 and head.sequences_scored == 2  # the no-context row is shared; windowed rows are new
+    assert head.tokens_scored < whole.tokens_scored - 2 * 8
