@@ -10,6 +10,14 @@ import typer
 from lctk.options import BackendOption, ModelOption
 
 DEFAULT_RATE = 0.5
+DEFAULT_CANDIDATES = 32  # lctk.compress.api.DEFAULT_CANDIDATES, not imported: --help stays fast (a test checks they agree)
+
+
+class Retrieval(str, Enum):
+    """How compress picks the chunks its language model scores."""
+
+    hybrid = "hybrid"
+    bm25 = "bm25"
 
 
 class CompressFormat(str, Enum):
@@ -30,7 +38,8 @@ def compress(
     explain: Annotated[bool, typer.Option("--explain", help="List every unit with score, tokens and decision on stderr.")] = False,
     no_fine: Annotated[bool, typer.Option("--no-fine", help="Keep whole functions (skip the line-level stage).")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the score cache.")] = False,
-    candidates: Annotated[int, typer.Option("--candidates", min=1, help="Chunks scored by the model (BM25 picks them).")] = 64,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="Chunks the language model scores (retrieval picks them).")] = DEFAULT_CANDIDATES,
+    retrieval: Annotated[Retrieval, typer.Option("--retrieval", case_sensitive=False, help="How candidates are picked: hybrid (BM25 + embeddings, as search) or bm25 (no embedder).")] = Retrieval.hybrid,
     stdin_paths: Annotated[bool, typer.Option("--stdin-paths", help="Read the list of files from stdin, one per line.")] = False,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Language of text read from stdin ('-').")] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only paths matching this glob (repeatable).")] = None,
@@ -79,11 +88,16 @@ def compress(
     lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend)
     counter = load_language_model(tokenizer, "score", chosen_backend)[0] if tokenizer else lm
     cache = MemoryScoreCache() if no_cache else open_score_cache()
+    retriever = None
+    if query is not None and retrieval == Retrieval.hybrid:
+        from lctk.retrieval.candidates import default_retriever
+
+        retriever = default_retriever(cache)
     with progress_callback("scoring chunks") as on_progress:
         result = compress_sources(
             sources, lm, query=query, budget_tokens=budget, rate=None if budget else (rate or DEFAULT_RATE),
             output_format=output_format.value, fine=not no_fine, candidates=candidates, cache=cache,
-            counter=counter, on_progress=on_progress, redact=not no_redact,
+            counter=counter, on_progress=on_progress, redact=not no_redact, retriever=retriever,
         )
     write_stdout(render(result, skipped))
     if result.redactions:

@@ -235,7 +235,7 @@ def eval_compress(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Tasks per kind (a fixed random choice for --seed).")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the task choice.")] = 0,
     methods: Annotated[str, typer.Option("--methods", help="Methods compared in the same run.")] = "lctk,lctk --no-fine,bm25,tail,random",
-    candidates: Annotated[int, typer.Option("--candidates", min=0, help="Chunks the LM scores per task (after BM25).")] = 32,
+    candidates: Annotated[int, typer.Option("--candidates", min=0, help="Chunks the LM scores per task (after retrieval).")] = 32,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Also write a retention-vs-ratio chart to this .png.", show_default=False)] = None,
     model: ModelOption = None,
     backend: BackendOption = None,
@@ -288,10 +288,15 @@ def eval_compress(
         raise InputError(f"{path}: no function qualifies (needle: a docstring summary of 5+ words; "
                          "dependency: a short function after 4,000+ tokens of its file)")
     cache = open_score_cache()
+    retriever = None
+    if any(m in ("lctk", "lctk --no-fine", "hybrid", "dense") for m in chosen_methods):
+        from lctk.retrieval.candidates import default_retriever
+
+        retriever = default_retriever(cache)
     rows = []
     with progress_callback("eval compress", log_every=30.0) as on_progress:
         for done, task in enumerate(made):
-            rows += evaluate_task(task, lm, cache, chosen_ratios, chosen_methods, candidates)
+            rows += evaluate_task(task, lm, cache, chosen_ratios, chosen_methods, candidates, retriever)
             if on_progress is not None:
                 on_progress(done + 1, len(made))
     summary = summarize(rows)

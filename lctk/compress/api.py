@@ -1,12 +1,15 @@
 """`compress()`: fit sources into a token budget, keeping what a query needs (LongCodeZip).
 
 1. Chunk every file along its syntax tree.
-2. Rank chunks: with a query, BM25 picks the `candidates` most lexically relevant chunks and
-   the language model scores those by AMI = PPL(q) - PPL(q | chunk); the rest follow in BM25
-   order. Without a query, chunks that other chunks reference come first (see `references`).
+2. Rank chunks: with a query, the candidate retriever (search's hybrid BM25 + embeddings, or
+   BM25 alone) picks the `candidates` best chunks, the language model scores their heads by
+   AMI = PPL(q) - PPL(q | chunk), and AMI fused with the retrieval score orders them; the rest
+   follow in retrieval order. Without a query, chunks that other chunks reference come first
+   (see `references`).
 3. Coarse: take whole chunks in rank order while they fit.
 4. Fine: when not everything fits, take chunks for budget / R_base and shrink each kept
-   function to its rate R_i with a 0/1 knapsack over perplexity-spike blocks (signature kept).
+   LM-scored function to its rate R_i with a 0/1 knapsack over perplexity-spike blocks
+   (signature kept); the line losses come from the AMI pass when it read the function whole.
 5. Render, count with the tokenizer, and drop the lowest-ranked unit until the output fits.
 """
 
@@ -27,14 +30,23 @@ from lctk.compress.render import FORMATS, budgeted_context, elision_marker
 from lctk.compress.scoring import ami_scores, line_losses
 from lctk.errors import LctkError, UsageError
 from lctk.models.protocols import LanguageModel
-from lctk.retrieval.lexical import BM25, identifier_tokens
+from lctk.retrieval.candidates import CandidateRetriever, CandidateText
+from lctk.retrieval.lexical import identifier_tokens
 from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text, text_lines
 from lctk.sources.secrets import with_redacted_sources
 
-DEFAULT_CANDIDATES = 64
+DEFAULT_CANDIDATES = 32
 FINE_BASE_RATE = 0.6  # R_base: a kept function keeps about this share of its tokens
 FINE_MIN_TOKENS = 48  # smaller functions are kept whole or dropped, never cut
 FILL_ATTEMPTS = 24  # after fitting, try this many more units in rank order
+# A candidate's final score is AMI_WEIGHT x AMI + the rest x its retrieval score (each min-max
+# scaled over the candidates): on 9 needle tasks the needle was ranked first 67% of the time
+# fused at 0.6, 44% by AMI alone and 44% by retrieval alone (BENCHMARKS.md, compress).
+AMI_WEIGHT = 0.6
+# AMI reads a candidate's first AMI_WINDOW tokens: fused as above, a 256- or 128-token head ranked
+# the needles as well as the whole chunk at 74% / 50% of its LM tokens. 256 keeps most functions
+# whole, so their per-line losses come free from the same pass.
+AMI_WINDOW = 256
 
 
 class BudgetError(LctkError):
@@ -64,6 +76,7 @@ class _Run:
     counter: LanguageModel
     output_format: str
     cache: object
+    retriever: CandidateRetriever
     units: list[_Unit] = field(default_factory=list)
 
     def count(self, text: str) -> int:
@@ -87,6 +100,7 @@ def compress(
     counter: LanguageModel | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     redact: bool = True,
+    retriever: CandidateRetriever | None = None,
 ) -> CompressResult:
     """Compress `sources` to `budget_tokens` (or `rate` x their size) for `query`.
 
@@ -98,6 +112,8 @@ def compress(
         output_format: text, xml, markdown or json (json's `text` field is what is budgeted).
         fine: shrink kept functions to their rates (False keeps whole functions).
         candidates: at most this many chunks are scored by the language model.
+        retriever: picks the candidates (default: BM25 alone; the CLI passes search's hybrid,
+            `lctk.retrieval.candidates.default_retriever`).
         cache: a ScoreCache (or MemoryScoreCache); counter: the tokenizer model (default `model`).
         redact: replace likely secrets (keys, tokens, .env values) by markers before anything
             reads the text (scoring, budget, output); the result lists what was replaced.
@@ -110,7 +126,8 @@ def compress(
     if (budget_tokens is None) == (rate is None):
         raise UsageError("give exactly one of a token budget or a rate")
     sources, redactions = with_redacted_sources(sources, redact)
-    run = _Run(sources, model, counter or model, output_format, cache if cache is not None else MemoryScoreCache())
+    run = _Run(sources, model, counter or model, output_format, cache if cache is not None else MemoryScoreCache(),
+               retriever if retriever is not None else CandidateRetriever())
     for index, source in enumerate(sources):
         for chunk in chunk_text(source.text, source.language):
             run.units.append(_Unit(index, chunk, run.count(chunk.text)))
@@ -151,25 +168,36 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress) -> tuple[i
         for position, u in enumerate(sorted(units, key=lambda u: (-u.score, u.tokens, tie[id(u)]))):
             u.order = position
         return 0, 0, 0
-    documents = [identifier_tokens(run.sources[u.file_index].path + " " + u.chunk.text) for u in units]
-    lexical = BM25(documents).scores(identifier_tokens(query)) if units else np.zeros(0)
-    for u, score in zip(units, lexical):
-        u.lexical = float(round(score, 6))
-    by_lexical = sorted(units, key=lambda u: (-u.lexical, tie[id(u)]))
-    chosen = by_lexical[: max(candidates, 0)]
+    ranking = run.retriever.rank(query, [CandidateText(run.sources[u.file_index].path, u.chunk.name, u.chunk.text) for u in units])
+    for u, lexical in zip(units, ranking.lexical):
+        u.lexical = float(round(lexical, 6))
+    by_retrieval = [units[i] for i in ranking.order]
+    retrieval = {id(units[i]): float(ranking.scores[i]) for i in range(len(units))}
+    chosen = by_retrieval[: max(candidates, 0)]
     stats = (0, 0, 0)
     if chosen:
-        texts = [f"{u.chunk.context}\n{u.chunk.text}" if u.chunk.context else u.chunk.text for u in chosen]
-        ami, scoring = ami_scores(run.model, texts, query, run.cache, on_progress)  # methods read with their class line
-        for u, score in zip(chosen, ami):
+        texts = [_scored_text(u.chunk) for u in chosen]
+        ami, scoring = ami_scores(run.model, texts, query, run.cache, on_progress, window=AMI_WINDOW)
+        fused = AMI_WEIGHT * _minmax(np.asarray(ami)) + (1 - AMI_WEIGHT) * _minmax(np.array([retrieval[id(u)] for u in chosen]))
+        for u, score in zip(chosen, fused):
             u.score, u.scored_by = float(round(score, 6)), "ami"
         stats = (scoring.sequences_scored, scoring.cache_hits, scoring.tokens_scored)
-    for u in by_lexical[len(chosen) :]:
-        u.score, u.scored_by = u.lexical, "bm25"
-    ordered = sorted(chosen, key=lambda u: (-u.score, tie[id(u)])) + by_lexical[len(chosen) :]
+    for u in by_retrieval[len(chosen) :]:
+        u.score, u.scored_by = u.lexical, "retrieval"
+    ordered = sorted(chosen, key=lambda u: (-u.score, tie[id(u)])) + by_retrieval[len(chosen) :]
     for position, u in enumerate(ordered):
         u.order = position
     return stats
+
+
+def _scored_text(chunk: Chunk) -> str:
+    """What the LM reads of a chunk: a method with its class line."""
+    return f"{chunk.context}\n{chunk.text}" if chunk.context else chunk.text
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 0.0)
+    return (values - low) / (high - low) if high > low else np.zeros_like(values, dtype=np.float64)
 
 
 def references(run: _Run) -> list[int]:
@@ -218,8 +246,14 @@ def _coarse(run: _Run, ranked: Sequence[_Unit], target: int, frame_tokens: int) 
 
 
 def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
-    """Shrink kept functions to their rates with a knapsack over spike blocks."""
-    functions = [u for u in kept if u.chunk.kind in (FUNCTION, METHOD) and u.tokens >= FINE_MIN_TOKENS]
+    """Shrink kept functions to their rates with a knapsack over spike blocks.
+
+    With a query only LM-scored functions are cut: AMI scoring already read them, so their
+    per-line losses cost nothing more; the rest stay whole (scoring them would cost more LM
+    time than the whole ranking). Without a query every kept function is cut.
+    """
+    functions = [u for u in kept if u.chunk.kind in (FUNCTION, METHOD) and u.tokens >= FINE_MIN_TOKENS
+                 and (not by_score or u.scored_by == "ami")]
     if not functions:
         return
     scores = [u.score if (by_score and u.score is not None) else 0.0 for u in functions]
@@ -230,7 +264,7 @@ def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
         body = list(range(signature, len(lines)))
         if not body:
             continue
-        losses = line_losses(run.model, u.chunk.text, run.cache)
+        losses = line_losses(run.model, _scored_text(u.chunk), run.cache)[len(u.chunk.context_lines) :]
         blank = [not lines[i].strip() for i in body]
         blocks = fine_stage.spike_blocks([losses[i] for i in body], blank)
         texts = ["\n".join(lines[body[a] : body[b - 1] + 1]) + "\n" for a, b in blocks]
