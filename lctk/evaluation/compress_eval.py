@@ -6,8 +6,9 @@
   file up to that function and the query is its first lines. Retention = share of the in-file
   definitions it uses whose signature lines survive compressing that prefix.
 
-Each task is compressed at budgets of (whole context / ratio) by lctk (coarse + fine), lctk
-without fine selection, BM25 ranking alone, tail truncation and random chunk selection, so the
+Each task is compressed at budgets of (whole context / ratio) by lctk (hybrid candidates, AMI,
+coarse + fine), lctk without fine selection, the BM25 cascade (BM25 candidates, AMI), retrieval
+order alone (hybrid, plain dense, BM25), tail truncation and random chunk selection, so the
 methods are compared on the same tasks in the same run.
 """
 
@@ -23,7 +24,10 @@ from dataclasses import dataclass
 from lctk.compress.model import SourceText
 from lctk.sources.chunking import chunk_text, text_lines
 
-METHODS = ("lctk", "lctk --no-fine", "bm25", "tail", "random")
+METHODS = ("lctk", "lctk --no-fine", "bm25+ami", "hybrid", "dense", "bm25", "tail", "random")
+# ranked by compress: lctk = hybrid candidates + AMI (+ fine); bm25+ami = the BM25 cascade lctk ran
+# before the hybrid retriever; hybrid / dense / bm25 = retrieval order alone, no language model
+RANKED = ("lctk", "lctk --no-fine", "bm25+ami", "hybrid", "dense", "bm25")
 KINDS = ("needle", "dependency")
 MIN_PREFIX_TOKENS = 4000
 MAX_FUNCTION_LINES = 50
@@ -118,15 +122,22 @@ def kept_lines(result, path: str) -> set[int]:
     return set()
 
 
-def run_method(method: str, task: RetentionTask, lm, cache, budget: int, candidates: int) -> tuple[set[int], int]:
+def run_method(method: str, task: RetentionTask, lm, cache, budget: int, candidates: int, retriever=None) -> tuple[set[int], int]:
     """Lines of the task's file that a method keeps within `budget`, and the output tokens it used."""
     from lctk.compress.api import compress
     from lctk.compress.render import render_context
 
     sources = task.sources
-    if method in ("lctk", "lctk --no-fine", "bm25"):
-        result = compress(sources, lm, query=task.query, budget_tokens=budget, fine=(method == "lctk"),
-                          candidates=0 if method == "bm25" else candidates, cache=cache)
+    if method in RANKED:
+        from lctk.retrieval.candidates import CandidateRetriever
+
+        if method in ("dense", "hybrid", "lctk", "lctk --no-fine") and retriever is None:
+            raise ValueError(f"method {method!r} needs the candidate retriever")
+        chosen = {"bm25": None, "bm25+ami": None, "dense": None if retriever is None else CandidateRetriever(
+            None, retriever.reranker or retriever.embedder, retriever.cache)}.get(method, retriever)
+        scored = method in ("lctk", "lctk --no-fine", "bm25+ami")
+        result = compress(sources, lm, query=task.query, budget_tokens=budget, fine=method in ("lctk", "bm25+ami"),
+                          candidates=candidates if scored else 0, cache=cache, retriever=chosen)
         return kept_lines(result, task.path), lm.count_tokens(render_context(result.files, "text"))
     if method == "tail":
         keep: set[int] = set()
@@ -156,7 +167,7 @@ def run_method(method: str, task: RetentionTask, lm, cache, budget: int, candida
 
 
 def evaluate_task(task: RetentionTask, lm, cache, ratios: Sequence[float], methods: Sequence[str] = METHODS,
-                  candidates: int = 32) -> list[dict]:
+                  candidates: int = 32, retriever=None) -> list[dict]:
     """One row per (method, ratio): retention, budget, output and input tokens, budget violation, seconds."""
     from lctk.compress.render import render_context
 
@@ -166,7 +177,7 @@ def evaluate_task(task: RetentionTask, lm, cache, ratios: Sequence[float], metho
         budget = int(whole // ratio)
         for method in methods:
             started = time.perf_counter()
-            keep, used = run_method(method, task, lm, cache, budget, candidates)
+            keep, used = run_method(method, task, lm, cache, budget, candidates, retriever)
             hits = [line in keep for line in task.lines]
             rows.append({"id": task.id, "kind": task.kind, "method": method, "ratio": ratio,
                          "retention": sum(hits) / len(hits), "budget": budget, "output": used, "input": whole,
