@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -54,7 +55,7 @@ def compress(
     from lctk.compress.cache import MemoryScoreCache, open_score_cache
     from lctk.compress.render import explain_table, render
     from lctk.console import err_console, progress_callback, read_stdin_text, write_stdout
-    from lctk.errors import InputError, UsageError
+    from lctk.errors import CacheError, InputError, UsageError
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
     from lctk.options import backend_value
@@ -92,7 +93,11 @@ def compress(
     if query is not None and retrieval == Retrieval.hybrid:
         from lctk.retrieval.candidates import default_retriever
 
-        retriever = default_retriever(cache)
+        try:
+            retriever = default_retriever(cache)
+        except CacheError as exc:
+            # The static embedder lives in the cache directory; without one, BM25 alone picks candidates.
+            logging.getLogger("lctk").warning("%s; choosing candidates by BM25 alone", exc)
     with progress_callback("scoring chunks") as on_progress:
         result = compress_sources(
             sources, lm, query=query, budget_tokens=budget, rate=None if budget else (rate or DEFAULT_RATE),
@@ -101,8 +106,6 @@ def compress(
         )
     write_stdout(render(result, skipped))
     if result.redactions:
-        import logging
-
         from lctk.sources.secrets import summarize
 
         logging.getLogger("lctk").warning(summarize(result.redactions))
