@@ -13,7 +13,7 @@ ranking `lctk search` runs over an index, applied to chunks in memory:
    nothing.
 
 Measured on bench/compress.py's needle tasks (docstring summary -> function, 6 packages):
-the needle is among the top 32 for 61% of tasks with BM25 alone, 60% static hybrid, 86% after
+the needle is among the top 32 for 57% of tasks with BM25 alone, 57% static hybrid, 87% after
 the full-model re-score; see BENCHMARKS.md.
 """
 
