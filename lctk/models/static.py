@@ -37,6 +37,9 @@ def is_static_folder(path: Path) -> bool:
     return (path / META_FILE).is_file()
 
 
+GATHER_TOKENS = 2048  # gathered rows stay in cache; a whole package at once gathered GBs (~40 s for pip)
+
+
 class TokenizerText:
     """Token counting and cutting over a `tokenizers.Tokenizer` in `self.tokenizer` (no special tokens)."""
 
@@ -76,14 +79,24 @@ class StaticEmbedder(TokenizerText):
         if not texts:
             return out
         ids = self.token_ids(texts)
+        start = 0
+        while start < len(ids):  # gather at most ~GATHER_TOKENS token vectors at a time (memory, not speed)
+            stop, size = start, 0
+            while stop < len(ids) and (stop == start or size + len(ids[stop]) <= GATHER_TOKENS):
+                size += len(ids[stop])
+                stop += 1
+            self._sum_into(out[start:stop], ids[start:stop])
+            start = stop
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+    def _sum_into(self, out: np.ndarray, ids: Sequence[Sequence[int]]) -> None:
         lengths = np.array([len(x) for x in ids])
         flat = np.fromiter((i for x in ids for i in x), dtype=np.int64, count=int(lengths.sum()))
         nonempty = lengths > 0
         if flat.size:
             starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[nonempty]
             out[nonempty] = np.add.reduceat(self.vectors[flat], starts, axis=0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
 
 
 def cut_by_offsets(encoding, text: str, limit: int) -> list[tuple[str, int]]:
