@@ -29,6 +29,7 @@ from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, Compress
 from lctk.compress.render import FORMATS, budgeted_context, elision_marker
 from lctk.compress.scoring import ami_scores, line_losses
 from lctk.errors import LctkError, UsageError
+from lctk.models.hardware import cpu_count
 from lctk.models.protocols import LanguageModel
 from lctk.retrieval.candidates import CandidateRetriever, CandidateText
 from lctk.retrieval.lexical import identifier_tokens
@@ -36,9 +37,13 @@ from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text, text_line
 from lctk.sources.secrets import with_redacted_sources
 
 DEFAULT_CANDIDATES = 32
+MIN_CANDIDATES = 16  # the LM scores at least this many (when there are)...
+CANDIDATE_FACTOR = 2  # ...and at most this many times the units the budget holds (see _rank)
 FINE_BASE_RATE = 0.6  # R_base: a kept function keeps about this share of its tokens
 FINE_MIN_TOKENS = 48  # smaller functions are kept whole or dropped, never cut
+LOWER_BOUND_MARGIN = 0.97  # _fit: concatenated text can count a little less than the sum of its parts
 FILL_ATTEMPTS = 24  # after fitting, try this many more units in rank order
+PARALLEL_COUNT_TEXTS = 256  # below this many chunks, counting on one thread is already quick
 # A candidate's final score is AMI_WEIGHT x AMI + the rest x its retrieval score (each min-max
 # scaled over the candidates): on 9 needle tasks the needle was ranked first 67% of the time
 # fused at 0.6, 44% by AMI alone and 44% by retrieval alone (BENCHMARKS.md, compress).
@@ -78,12 +83,28 @@ class _Run:
     cache: object
     retriever: CandidateRetriever
     units: list[_Unit] = field(default_factory=list)
+    _lines: dict[int, list[str]] = field(default_factory=dict)
 
     def count(self, text: str) -> int:
         return self.counter.count_tokens(text) if text else 0
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """count() of each text; many texts are counted on every core (tokenizers release the GIL)."""
+        if len(texts) < PARALLEL_COUNT_TEXTS or cpu_count() < 2:
+            return [self.count(t) for t in texts]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(cpu_count()) as pool:
+            return list(pool.map(self.count, texts, chunksize=64))
+
     def render(self, kept: Sequence[_Unit]) -> str:
-        return budgeted_context(_build_files(self.sources, kept), self.output_format)
+        return budgeted_context(_build_files(self.sources, kept, self.lines), self.output_format)
+
+    def lines(self, index: int) -> list[str]:
+        """Source `index`'s lines, split once per run."""
+        if index not in self._lines:
+            self._lines[index] = text_lines(self.sources[index].text)
+        return self._lines[index]
 
 
 def compress(
@@ -128,26 +149,25 @@ def compress(
     sources, redactions = with_redacted_sources(sources, redact)
     run = _Run(sources, model, counter or model, output_format, cache if cache is not None else MemoryScoreCache(),
                retriever if retriever is not None else CandidateRetriever())
-    for index, source in enumerate(sources):
-        for chunk in chunk_text(source.text, source.language):
-            run.units.append(_Unit(index, chunk, run.count(chunk.text)))
+    chunks = [(index, chunk) for index, source in enumerate(sources) for chunk in chunk_text(source.text, source.language)]
+    for (index, chunk), tokens in zip(chunks, run.count_many([chunk.text for _, chunk in chunks])):
+        run.units.append(_Unit(index, chunk, tokens))
     input_tokens = run.count(run.render(run.units))
     budget = budget_tokens if budget_tokens is not None else int(math.floor(rate * input_tokens))
     mandatory = run.count(run.render([]))
     if budget < max(mandatory, 1):
         raise BudgetError(f"a budget of {budget} tokens cannot hold the output's frame: it needs at least {max(mandatory, 1)}")
-    stats = _rank(run, query, candidates, on_progress)
+    stats = _rank(run, query, candidates, on_progress, int(budget / FINE_BASE_RATE) if fine else budget)
     ranked = sorted(run.units, key=lambda u: u.order)
     kept = _coarse(run, ranked, budget, mandatory)
     if fine and len(kept) < len(ranked):
         kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE), mandatory)
         _fine(run, kept, query is not None)
-    kept = _fit(run, ranked, kept, budget)
+    kept, output_tokens = _fit(run, ranked, kept, budget)
     if not kept and run.units:
         smallest = min(run.count(run.render([u])) for u in sorted(run.units, key=lambda u: u.tokens)[:20])
         raise BudgetError(f"a budget of {budget} tokens keeps nothing: the smallest unit needs {smallest} with its header")
-    files = _build_files(sources, kept)
-    output_tokens = run.count(budgeted_context(files, output_format))
+    files = _build_files(sources, kept, run.lines)
     kept_ids = {id(u) for u in kept}
     decisions = tuple(_decision(run, u, id(u) in kept_ids) for u in sorted(run.units, key=lambda u: (u.file_index, u.chunk.start_line)))
     return CompressResult(
@@ -158,8 +178,13 @@ def compress(
     )
 
 
-def _rank(run: _Run, query: str | None, candidates: int, on_progress) -> tuple[int, int, int]:
-    """Score units and set their rank order; returns (LM sequences, cache hits, LM tokens)."""
+def _rank(run: _Run, query: str | None, candidates: int, on_progress, room: int) -> tuple[int, int, int]:
+    """Score units and set their rank order; returns (LM sequences, cache hits, LM tokens).
+
+    The LM scores at most `candidates` units, and no more than CANDIDATE_FACTOR times as many as
+    fit `room` tokens in retrieval order (at least MIN_CANDIDATES): AMI re-orders the head of the
+    ranking, and scoring a small file's every chunk for a budget that holds a few bought nothing.
+    """
     units = run.units
     tie = {id(u): (run.sources[u.file_index].path, u.chunk.start_line) for u in units}
     if not query or not query.strip():
@@ -173,7 +198,7 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress) -> tuple[i
         u.lexical = float(round(lexical, 6))
     by_retrieval = [units[i] for i in ranking.order]
     retrieval = {id(units[i]): float(ranking.scores[i]) for i in range(len(units))}
-    chosen = by_retrieval[: max(candidates, 0)]
+    chosen = by_retrieval[: min(max(candidates, 0), max(MIN_CANDIDATES, CANDIDATE_FACTOR * _fitting(by_retrieval, room)))]
     stats = (0, 0, 0)
     if chosen:
         texts = [_scored_text(u.chunk) for u in chosen]
@@ -188,6 +213,16 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress) -> tuple[i
     for position, u in enumerate(ordered):
         u.order = position
     return stats
+
+
+def _fitting(ranked: Sequence[_Unit], room: int) -> int:
+    """How many units, in this order, fit `room` tokens by their own size."""
+    used = 0
+    for count, u in enumerate(ranked):
+        used += u.tokens
+        if used > room:
+            return count
+    return len(ranked)
 
 
 def _scored_text(chunk: Chunk) -> str:
@@ -281,11 +316,32 @@ def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
             u.kept_lines = frozenset(keep)
 
 
-def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int) -> list[_Unit]:
-    """Drop the lowest-ranked units until the rendered output fits, then try a few more units."""
+def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int) -> tuple[list[_Unit], int]:
+    """Drop the lowest-ranked units until the rendered output fits, then try a few more units.
+
+    Sizes are the sum of per-file section counts (a pop or a trial re-counts one file, not the
+    whole output, which is what kept a 400-file package from finishing); the one exact count of
+    the whole rendered output at the end decides. Returns the kept units and that count.
+    """
     kept = sorted(kept, key=lambda u: u.order)
-    while kept and run.count(run.render(kept)) > budget:
-        kept.pop()
+    sizer = _Sizer(run)
+    # Units' own tokens are a lower bound on the rendered size (headers and markers only add), so
+    # popping while even that is over the budget skips what would be thousands of section counts
+    # (the fine stage's larger selection, on a package); the margin covers token merges at joins.
+    floor = sizer.frame + sum(_kept_tokens(run, u) for u in kept)
+    while kept and floor * LOWER_BOUND_MARGIN > budget:
+        floor -= _kept_tokens(run, kept.pop())
+    by_file: dict[int, list[_Unit]] = {}
+    for u in kept:
+        by_file.setdefault(u.file_index, []).append(u)
+    sizes = {index: sizer.file_tokens(index, units) for index, units in by_file.items()}
+    total = sizer.frame + sum(sizes.values())
+    while kept and total > budget:
+        u = kept.pop()
+        by_file[u.file_index].remove(u)
+        size = sizer.file_tokens(u.file_index, by_file[u.file_index])
+        total += size - sizes[u.file_index]
+        sizes[u.file_index] = size
     kept_ids = {id(u) for u in kept}
     attempts = 0
     for u in ranked:
@@ -294,35 +350,77 @@ def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int) -> 
         if id(u) in kept_ids:
             continue
         attempts += 1
-        trial = sorted([*kept, u], key=lambda x: x.order)
-        if run.count(run.render(trial)) <= budget:
-            kept, kept_ids = trial, kept_ids | {id(u)}
-    return kept
+        size = sizer.file_tokens(u.file_index, [*by_file.get(u.file_index, []), u])
+        if total + size - sizes.get(u.file_index, 0) <= budget:
+            kept.append(u)
+            kept_ids.add(id(u))
+            by_file.setdefault(u.file_index, []).append(u)
+            total += size - sizes.get(u.file_index, 0)
+            sizes[u.file_index] = size
+    kept.sort(key=lambda u: u.order)
+    exact = run.count(run.render(kept))
+    while kept and exact > budget:  # in case a tokenizer merges across file boundaries otherwise
+        kept.pop()
+        exact = run.count(run.render(kept))
+    return kept, exact
 
 
-def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit]) -> tuple[CompressedFile, ...]:
-    """Kept lines per file, as contiguous segments in original order."""
-    lines_by_file: dict[int, set[int]] = {}
+def _kept_tokens(run: _Run, u: _Unit) -> int:
+    """Tokens of what the unit keeps (all of it, or its kept lines after the fine stage)."""
+    if u.kept_lines is None:
+        return u.tokens
+    lines = text_lines(u.chunk.text)
+    return run.count("\n".join(lines[i] for i in sorted(u.kept_lines)) + "\n")
+
+
+class _Sizer:
+    """Rendered size of one file's section for a set of kept units (counted once per distinct section)."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.frame = run.count(run.render([]))
+        self._counts: dict[tuple, int] = {}
+
+    def file_tokens(self, index: int, units: Sequence[_Unit]) -> int:
+        if not units:
+            return 0
+        file = _compressed_file(self.run.sources[index], self.run.lines(index), units)
+        key = (index, tuple((s.start_line, s.end_line) for s in file.segments))
+        if key not in self._counts:
+            # +1: a section's trailing newlines can tokenize one longer where the next section starts
+            self._counts[key] = self.run.count(budgeted_context((file,), self.run.output_format)) - self.frame + 1
+        return self._counts[key]
+
+
+def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit], lines=None) -> tuple[CompressedFile, ...]:
+    """Kept lines per file, as contiguous segments in original order (`lines(i)`: source i's lines)."""
+    by_file: dict[int, list[_Unit]] = {}
     for u in kept:
-        first = u.chunk.start_line
-        wanted = range(u.lines) if u.kept_lines is None else sorted(u.kept_lines)
-        lines_by_file.setdefault(u.file_index, set()).update(first + i for i in wanted)
-        lines_by_file[u.file_index].update(u.chunk.context_lines)  # a kept method shows its class line
+        by_file.setdefault(u.file_index, []).append(u)
     files = []
     for index, source in enumerate(sources):
-        all_lines = text_lines(source.text)
-        keep = sorted(n for n in lines_by_file.get(index, ()) if n <= len(all_lines))
-        segments = []
-        start = previous = None
-        for n in [*keep, None]:
-            if n is not None and previous is not None and n == previous + 1:
-                previous = n
-                continue
-            if start is not None:
-                segments.append(Segment(start, previous, "\n".join(all_lines[start - 1 : previous]) + "\n"))
-            start = previous = n
-        files.append(CompressedFile(source.path, source.language, len(all_lines), tuple(segments)))
+        files.append(_compressed_file(source, lines(index) if lines else text_lines(source.text), by_file.get(index, ())))
     return tuple(files)
+
+
+def _compressed_file(source: SourceText, all_lines: Sequence[str], units: Sequence[_Unit]) -> CompressedFile:
+    keep_set: set[int] = set()
+    for u in units:
+        first = u.chunk.start_line
+        wanted = range(u.lines) if u.kept_lines is None else sorted(u.kept_lines)
+        keep_set.update(first + i for i in wanted)
+        keep_set.update(u.chunk.context_lines)  # a kept method shows its class line
+    keep = sorted(n for n in keep_set if n <= len(all_lines))
+    segments = []
+    start = previous = None
+    for n in [*keep, None]:
+        if n is not None and previous is not None and n == previous + 1:
+            previous = n
+            continue
+        if start is not None:
+            segments.append(Segment(start, previous, "\n".join(all_lines[start - 1 : previous]) + "\n"))
+        start = previous = n
+    return CompressedFile(source.path, source.language, len(all_lines), tuple(segments))
 
 
 def _decision(run: _Run, u: _Unit, is_kept: bool) -> UnitDecision:
