@@ -371,3 +371,40 @@ def test_reranker_reads_exactly_what_the_index_embedded(tmp_path):
     assert sorted(rebuilt) == sorted(recorder.texts)
     first_http = next(f for f in data.files if f.path == "src/http.py")
     assert rebuilt[first_http.block_start].startswith("src/http.py parse_http_date\n")
+
+
+def test_a_warm_index_reranks_without_embedding_code(tmp_path):
+    """After Searcher.warm every block's full vector is stored: a query embeds only itself."""
+    from lctk.compress.cache import MemoryScoreCache
+
+    class Recorder(FakeEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[list[str]] = []
+
+        def embed(self, texts):
+            self.calls.append(list(texts))
+            return super().embed(texts)
+
+    root = _repo(tmp_path)
+    build_index(root, FakeEmbedder())
+    data = load_index(root.resolve())
+    reranker, cache = Recorder(), MemoryScoreCache()
+    blocks, embedded = Searcher(data, FakeEmbedder(), reranker, cache).warm(batch=2)
+    assert blocks == embedded == len(data.block_lines) and sum(map(len, reranker.calls)) == blocks
+    assert Searcher(data, FakeEmbedder(), reranker, cache).warm() == (blocks, 0)  # nothing twice
+    reranker.calls.clear()
+    cold = Searcher(data, FakeEmbedder(), reranker, cache).search("parse http date header", k=3)
+    assert reranker.calls == [["parse http date header"]]
+    assert cold[0].symbol == "parse_http_date"
+    assert Searcher(data, FakeEmbedder(), Recorder(), MemoryScoreCache()).search("parse http date header", k=3) == cold
+
+
+def test_cli_index_warm_stores_every_block_once(tmp_path):
+    root = _repo(tmp_path)
+    first = run_lctk("index", str(root), "--warm", "--format", "json")
+    assert first.exit_code == 0, first.stderr
+    warm = json.loads(first.stdout)["warm"]
+    assert warm["blocks"] == warm["embedded"] > 0
+    again = run_lctk("index", str(root), "--warm")
+    assert again.exit_code == 0 and f"warm: 0 of {warm['blocks']} blocks embedded" in again.stdout

@@ -104,20 +104,28 @@ def index(
     block_tokens: Annotated[int, typer.Option("--block-tokens", min=16, max=512, help="Largest block, in embedder tokens (changing it rebuilds).")] = 128,
     output_format: FormatOption = OutputFormat.text,
     embed_model: EmbedModelOption = None,
+    warm: Annotated[bool, typer.Option("--warm", help="Also store the full model's vector of every block, so no query runs the full model over code (minutes once; then only changed blocks).")] = False,
 ) -> None:
     """Build or refresh a search index; only new and changed files are re-embedded."""
     import json
 
     from lctk.console import progress_callback, write_stdout
     from lctk.retrieval.api import index as build
+    from lctk.retrieval.api import warm as warm_index
 
     with progress_callback("indexing") as on_progress:
         stats = build(path, embed_model, rebuild, block_tokens, aggregate.value, on_progress, _waiting)
     _report_skipped(stats.skipped)
+    warmed = None
+    if warm:
+        with progress_callback("storing full-model block vectors") as on_progress:
+            warmed = warm_index(path, embed_model, on_progress)
     if output_format == OutputFormat.json:
         payload = {k_: v for k_, v in stats.__dict__.items() if k_ != "skipped"}
         payload["skipped"] = [{"path": s.display_path, "reason": s.reason} for s in stats.skipped]
         payload["seconds"] = round(stats.seconds, 3)
+        if warmed is not None:
+            payload["warm"] = {"blocks": warmed.blocks, "embedded": warmed.embedded, "seconds": round(warmed.seconds, 3)}
         write_stdout(json.dumps(payload, indent=2) + "\n")
         return
     what = "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"
@@ -128,6 +136,8 @@ def index(
         f"  embedded {stats.embedded_blocks:,} blocks with {stats.model} in {stats.seconds:.2f} s"
         + (f"; rebuilt because {stats.rebuilt}" if stats.rebuilt and stats.rebuilt != "requested" else "") + "\n"
         f"  index: {stats.index_dir}\n"
+        + (f"  warm: {warmed.embedded:,} of {warmed.blocks:,} blocks embedded with the full model in {warmed.seconds:.2f} s\n"
+           if warmed is not None else "")
     )
 
 

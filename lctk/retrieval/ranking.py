@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,7 @@ SYMBOL_DENSE_WEIGHT = 0.3  # ... and for a query that is a single identifier
 RRF_K = 60
 RERANK = 100  # candidates re-scored by the full embedder when the index is static (bench/search.py)
 RERANK_BLOCKS = 4  # at most this many blocks of one unit are re-embedded (its best ones)
+WARM_BATCH = 512  # blocks per embedding call when `lctk index --warm` stores every block's full vector
 _SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*$")
 
 
@@ -134,6 +135,17 @@ def range_max(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     bounds = np.empty(2 * len(ranges), dtype=np.int64)
     bounds[0::2], bounds[1::2] = ranges[:, 0], ranges[:, 1]
     return np.maximum.reduceat(padded, bounds)[0::2]
+
+
+def range_argmax(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Index of the first maximum of `values` in each [start, end) of contiguous, non-empty ranges."""
+    if not len(ranges):
+        return np.zeros(0, dtype=np.int64)
+    lengths = ranges[:, 1] - ranges[:, 0]
+    peak = np.repeat(range_max(values, ranges), lengths)
+    index = np.arange(len(values))
+    return np.minimum.reduceat(np.where(values[ranges[0, 0] : ranges[-1, 1]] == peak, index[: len(peak)] + ranges[0, 0], len(values)),
+                               ranges[:, 0] - ranges[0, 0])
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -261,17 +273,36 @@ class Searcher:
             log.debug("some files changed since indexing; reranking skipped")
             return None, None
         vectors = self._full_vectors(texts)
-        dense = np.zeros(len(units))
-        best = np.zeros(len(units), dtype=np.int64)
-        for row, blocks in enumerate(wanted):
-            matrix = np.stack([vectors[b] for b in blocks])
-            unit_vector = aggregate(matrix, np.array([[0, len(blocks)]]), self.aggregation)[0]
-            cos = matrix @ query_vector
-            dense[row] = (1 - lift) * float(unit_vector @ query_vector) + lift * float(cos.max())
-            best[row] = blocks[int(np.argmax(cos))]
-        return dense, best
+        if not wanted:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        flat = [b for blocks in wanted for b in blocks]  # every unit has at least one block
+        matrix = np.stack([vectors[b] for b in flat])
+        ends = np.cumsum([len(blocks) for blocks in wanted])
+        ranges = np.stack([ends - [len(blocks) for blocks in wanted], ends], axis=1)
+        unit_vectors = aggregate(matrix, ranges, self.aggregation)
+        cos = matrix @ query_vector
+        top = range_argmax(cos, ranges)
+        dense = (1 - lift) * (unit_vectors @ query_vector).astype(np.float64) + lift * cos[top].astype(np.float64)
+        return dense, np.asarray(flat, dtype=np.int64)[top]
 
-    def _full_vectors(self, texts: dict[int, str]) -> dict[int, np.ndarray]:
+    def warm(self, batch: int = WARM_BATCH, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Embed every block with the reranker into the vector cache (those not there yet).
+
+        Queries then re-score their candidates from stored vectors: the full model reads only
+        the query, never code. Returns (blocks, blocks embedded now).
+        """
+        if self.reranker is None:
+            return 0, 0
+        total, embedded = len(self.index.block_chars), 0
+        for start in range(0, total, batch):
+            texts = {b: self._block_text(b) for b in range(start, min(start + batch, total))}
+            texts = {b: t for b, t in texts.items() if t is not None}  # files changed since indexing
+            embedded += self._full_vectors(texts, report=True)[1]
+            if progress is not None:
+                progress(min(start + batch, total), total)
+        return total, embedded
+
+    def _full_vectors(self, texts: dict[int, str], report: bool = False):
         model = f"{self.reranker.model_id}:{getattr(self.reranker, 'fingerprint', '')}"
         keys = {b: (hashlib.sha256(t.encode("utf-8", "surrogateescape")).hexdigest(), "") for b, t in texts.items()}
         cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
@@ -283,7 +314,8 @@ class Searcher:
             cached.update(new)
             if self.vector_cache is not None:
                 self.vector_cache.put_many(model, "block", new)
-        return {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in texts}
+        vectors = {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in texts}
+        return (vectors, len(missing)) if report else vectors
 
     def _block_text(self, block: int) -> str | None:
         """What the index embedded for `block` (header + code), rebuilt from the file on disk."""
