@@ -26,6 +26,9 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+GET_BATCH = 500  # keys per SELECT (SQLite allows 32,766 parameters; small statements plan fast)
+
+
 class ScoreCache:
     """Float arrays stored by (model, kind, content hash, query hash); a missing file is recreated.
 
@@ -73,14 +76,19 @@ class ScoreCache:
         found: dict[tuple[str, str], np.ndarray] = {}
         if self._broken:
             return found
-        try:
-            for content, query in keys:
-                row = self._db.execute(
-                    "SELECT value FROM scores WHERE model=? AND kind=? AND content=? AND query=?",
-                    (model, kind, content, query),
-                ).fetchone()
-                if row is not None:
-                    found[(content, query)] = np.frombuffer(row[0], dtype=np.float32).copy()
+        by_query: dict[str, list[str]] = {}
+        for content, query in keys:
+            by_query.setdefault(query, []).append(content)
+        try:  # one statement per GET_BATCH keys of a query (one per key cost ~20 us each: a query's 400 vectors)
+            for query, contents in by_query.items():
+                for start in range(0, len(contents), GET_BATCH):
+                    part = contents[start : start + GET_BATCH]
+                    rows = self._db.execute(
+                        f"SELECT content, value FROM scores WHERE model=? AND kind=? AND query=? AND content IN ({','.join('?' * len(part))})",
+                        (model, kind, query, *part),
+                    ).fetchall()
+                    for content, value in rows:
+                        found[(content, query)] = np.frombuffer(value, dtype=np.float32).copy()
         except sqlite3.DatabaseError as exc:
             self._give_up("read", exc)
         return found
