@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -394,7 +395,11 @@ def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     assert blocks == embedded == len(data.block_lines) and sum(map(len, reranker.calls)) == blocks
     assert Searcher(data, FakeEmbedder(), reranker, cache).warm() == (blocks, 0)  # nothing twice
     reranker.calls.clear()
-    cold = Searcher(data, FakeEmbedder(), reranker, cache).search("parse http date header", k=3)
+    searcher = Searcher(data, FakeEmbedder(), reranker, cache)
+    rebuilt = [searcher._block_text(b) for b in range(blocks)]
+    assert [bytes(row).hex() for row in data.block_keys] == [hashlib.sha256(t.encode()).hexdigest() for t in rebuilt]
+    searcher._block_text = None  # a warm query reads no file: the keys are stored in the index
+    cold = searcher.search("parse http date header", k=3)
     assert reranker.calls == [["parse http date header"]]
     assert cold[0].symbol == "parse_http_date"
     assert Searcher(data, FakeEmbedder(), Recorder(), MemoryScoreCache()).search("parse http date header", k=3) == cold
@@ -408,3 +413,24 @@ def test_cli_index_warm_stores_every_block_once(tmp_path):
     assert warm["blocks"] == warm["embedded"] > 0
     again = run_lctk("index", str(root), "--warm")
     assert again.exit_code == 0 and f"warm: 0 of {warm['blocks']} blocks embedded" in again.stdout
+
+
+def test_an_index_without_stored_block_keys_still_reranks(tmp_path):
+    """Indexes written before block keys were stored hash the block texts instead."""
+    from lctk.compress.cache import MemoryScoreCache
+
+    root = _repo(tmp_path)
+    build_index(root, FakeEmbedder())
+    data = load_index(root.resolve())
+    expected = Searcher(data, FakeEmbedder(), FakeEmbedder(), MemoryScoreCache()).search("parse http date header", k=3)
+    (data.directory / "block_keys.npy").unlink()
+    old = load_index(root.resolve())
+    assert old is not None and old.block_keys is None
+    assert Searcher(old, FakeEmbedder(), FakeEmbedder(), MemoryScoreCache()).search("parse http date header", k=3) == expected
+    (root / "lib" / "util.py").write_text("def slugify(title):\n    return title.lower()\n")
+    build_index(root, FakeEmbedder())  # a refresh keeps unchanged files' missing keys as zero rows
+    mixed = load_index(root.resolve())
+    changed = next(f for f in mixed.files if f.path == "lib/util.py")
+    assert mixed.block_keys[changed.block_start].any() and not mixed.block_keys[0].any()
+    hits = Searcher(mixed, FakeEmbedder(), FakeEmbedder(), MemoryScoreCache()).search("parse http date header", k=3)
+    assert hits[0].symbol == "parse_http_date"

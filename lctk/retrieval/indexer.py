@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -244,6 +244,12 @@ def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows
     return _FileRows(entry, list(split.units), list(split.blocks), chars, None, unit_counts, texts)
 
 
+def block_digests(texts: Sequence[str]) -> np.ndarray:
+    """(n, 32) uint8 SHA-256 of each embedded text: the key of its full-model vector in the vector cache."""
+    rows = [hashlib.sha256(t.encode("utf-8", "surrogateescape")).digest() for t in texts]
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 32).copy()
+
+
 def _row_entry(item) -> FileEntry:
     """The file entry of a row: new rows carry it, reused rows are (old index, refreshed entry)."""
     return item.entry if isinstance(item, _FileRows) else item[1]
@@ -349,6 +355,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
     vocab: dict[str, int] = {}
     files, kinds, names = [], [], []
     unit_lines, unit_blocks, unit_file, block_lines, block_chars, block_vectors = [], [], [], [], [], []
+    block_keys: list[np.ndarray] = []
     term_rows: list[tuple[np.ndarray, np.ndarray]] = []
     old_vocab = np.array(old.vocab, dtype=object) if old is not None else None
     n_units = n_blocks = 0
@@ -362,6 +369,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
             block_lines.append(np.array([(b.start_line, b.end_line) for b in item.blocks], dtype=np.int32).reshape(-1, 2))
             block_chars.append(np.array(item.block_chars, dtype=np.int64).reshape(-1, 2))
             block_vectors.append(item.vectors)
+            block_keys.append(block_digests(item.embed_texts))
             for counts in item.unit_counts:
                 ids = np.array([vocab.setdefault(term, len(vocab)) for term in counts], dtype=np.int32)
                 term_rows.append((ids, np.array(list(counts.values()), dtype=np.int32)))
@@ -377,6 +385,8 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
             block_lines.append(old.block_lines[bs:be])
             block_chars.append(old.block_chars[bs:be])
             block_vectors.append(old.block_vectors[bs:be])
+            # an index from before stored keys has none: zero rows mean "hash the text when needed"
+            block_keys.append(old.block_keys[bs:be] if old.block_keys is not None else np.zeros((be - bs, 32), np.uint8))
             for unit in range(us, ue):
                 a, b = old.unit_term_offsets[unit], old.unit_term_offsets[unit + 1]
                 terms = old_vocab[old.unit_terms[a:b]]
@@ -401,6 +411,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
         "block_lines": np.concatenate(block_lines) if block_lines else np.zeros((0, 2), np.int32),
         "block_chars": np.concatenate(block_chars) if block_chars else np.zeros((0, 2), np.int64),
         "block_vectors": stored_blocks,
+        "block_keys": np.concatenate(block_keys) if block_keys else np.zeros((0, 32), np.uint8),
         "unit_terms": np.concatenate([ids for ids, _ in term_rows]) if term_rows else np.zeros(0, np.int32),
         "unit_tfs": np.concatenate([tfs for _, tfs in term_rows]).astype(np.int32) if term_rows else np.zeros(0, np.int32),
         "unit_term_offsets": offsets,

@@ -268,11 +268,10 @@ class Searcher:
             if len(blocks) > RERANK_BLOCKS:
                 blocks = blocks[np.argsort(-stage_cos[start:end], kind="stable")[:RERANK_BLOCKS]]
             wanted.append(sorted(int(b) for b in blocks))
-        texts = {b: self._block_text(b) for blocks in wanted for b in blocks}
-        if any(text is None for text in texts.values()):
+        vectors = self._full_vectors(sorted({b for blocks in wanted for b in blocks}))
+        if vectors is None:
             log.debug("some files changed since indexing; reranking skipped")
             return None, None
-        vectors = self._full_vectors(texts)
         if not wanted:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
         flat = [b for blocks in wanted for b in blocks]  # every unit has at least one block
@@ -295,26 +294,52 @@ class Searcher:
             return 0, 0
         total, embedded = len(self.index.block_chars), 0
         for start in range(0, total, batch):
-            texts = {b: self._block_text(b) for b in range(start, min(start + batch, total))}
-            texts = {b: t for b, t in texts.items() if t is not None}  # files changed since indexing
-            embedded += self._full_vectors(texts, report=True)[1]
+            embedded += self._full_vectors(list(range(start, min(start + batch, total))), report=True)[1]
             if progress is not None:
                 progress(min(start + batch, total), total)
         return total, embedded
 
-    def _full_vectors(self, texts: dict[int, str], report: bool = False):
+    def _full_vectors(self, blocks: Sequence[int], report: bool = False):
+        """The reranker's vector of each block: from the vector cache, else embedded (and cached).
+
+        Cache keys are the SHA-256 of the embedded text, stored in the index, so a warm query
+        reads no file. Returns None when a missing vector's file changed since indexing (with
+        report=True such blocks are skipped instead, and the count embedded comes back too).
+        """
         model = f"{self.reranker.model_id}:{getattr(self.reranker, 'fingerprint', '')}"
-        keys = {b: (hashlib.sha256(t.encode("utf-8", "surrogateescape")).hexdigest(), "") for b, t in texts.items()}
+        keys: dict[int, tuple[str, str]] = {}
+        texts: dict[int, str] = {}
+        stored = self.index.block_keys
+        for b in blocks:
+            if stored is not None and stored[b].any():
+                keys[b] = (stored[b].tobytes().hex(), "")
+                continue
+            text = self._block_text(b)  # an index from before stored keys
+            if text is None:
+                if report:
+                    continue
+                return None
+            texts[b] = text
+            keys[b] = (hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest(), "")
         cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
-        missing = sorted({keys[b] for b in texts if keys[b] not in cached})
+        todo = sorted({keys[b]: b for b in keys if keys[b] not in cached}.items())
+        for key, b in todo:
+            if b not in texts:
+                text = self._block_text(b)
+                if text is None:
+                    if report:
+                        del keys[b]
+                        continue
+                    return None
+                texts[b] = text
+        missing = [(key, b) for key, b in todo if b in keys]
         if missing:
-            by_key = {keys[b]: texts[b] for b in texts}
-            fresh = self.reranker.embed([by_key[key] for key in missing])
-            new = dict(zip(missing, fresh))
+            fresh = self.reranker.embed([texts[b] for _, b in missing])
+            new = {key: vector for (key, _), vector in zip(missing, fresh)}
             cached.update(new)
             if self.vector_cache is not None:
                 self.vector_cache.put_many(model, "block", new)
-        vectors = {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in texts}
+        vectors = {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in keys if keys[b] in cached}
         return (vectors, len(missing)) if report else vectors
 
     def _block_text(self, block: int) -> str | None:

@@ -104,6 +104,7 @@ class IndexData:
     unit_terms: np.ndarray  # CSR over units: term ids
     unit_tfs: np.ndarray  # CSR: term frequencies
     unit_term_offsets: np.ndarray  # (n_units + 1,)
+    block_keys: np.ndarray | None = None  # (n_blocks, 32) uint8: SHA-256 of what was embedded (None: older index)
     _postings: tuple | None = field(default=None, repr=False)
 
     @property
@@ -186,12 +187,14 @@ def _read_generation(root: Path, generation: Path) -> IndexData:
         block_vectors=array("block_vectors").astype(np.float32),
         vocab=list(meta["vocab"]), unit_terms=array("unit_terms"), unit_tfs=array("unit_tfs"),
         unit_term_offsets=array("unit_term_offsets"),
+        block_keys=array("block_keys") if (generation / "block_keys.npy").is_file() else None,
     )
     n_units, n_blocks = len(data.unit_kind), len(data.block_lines)
     consistent = (
         len(data.unit_name) == n_units == len(data.unit_lines) == len(data.unit_blocks) == len(data.unit_file)
         == len(data.unit_vectors) == len(data.unit_term_offsets) - 1
         and len(data.block_chars) == n_blocks == len(data.block_vectors)
+        and (data.block_keys is None or data.block_keys.shape == (n_blocks, 32))
         and (n_units == 0 or int(data.unit_blocks[:, 1].max()) <= n_blocks)
         and len(data.unit_terms) == len(data.unit_tfs) == int(data.unit_term_offsets[-1])
         and (len(data.unit_terms) == 0 or int(data.unit_terms.max()) < len(data.vocab))
@@ -264,7 +267,7 @@ def aggregate(block_vectors: np.ndarray, ranges: np.ndarray, how: str) -> np.nda
 
 
 ARRAYS = ("unit_lines", "unit_blocks", "unit_file", "unit_vectors", "block_lines", "block_chars",
-          "block_vectors", "unit_terms", "unit_tfs", "unit_term_offsets")
+          "block_vectors", "unit_terms", "unit_tfs", "unit_term_offsets", "block_keys")
 
 
 def write_generation(directory: Path, generation: dict, meta_extra: dict) -> None:
