@@ -434,3 +434,18 @@ def test_an_index_without_stored_block_keys_still_reranks(tmp_path):
     assert mixed.block_keys[changed.block_start].any() and not mixed.block_keys[0].any()
     hits = Searcher(mixed, FakeEmbedder(), FakeEmbedder(), MemoryScoreCache()).search("parse http date header", k=3)
     assert hits[0].symbol == "parse_http_date"
+
+
+def test_a_default_query_on_a_warm_index_imports_no_torch(tmp_path):
+    """The default query path runs the static model and NumPy only: no torch, transformers or llama.cpp."""
+    root = _repo(tmp_path)
+    assert run_lctk("index", str(root), "--warm").exit_code == 0
+    code = (
+        "import sys\nfrom lctk.cli import main\n"
+        f"try:\n    main(['search', 'parse an HTTP date header', {str(root)!r}, '-k', '2'])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print('HEAVY', [m for m in ('torch', 'transformers', 'llama_cpp') if m in sys.modules], code, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert "HEAVY [] 0" in proc.stderr, proc.stderr
+    assert "parse_http_date" in proc.stdout
