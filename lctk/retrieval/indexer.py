@@ -246,7 +246,7 @@ def _split(relative, language, text, digest, info, embedder, limit) -> _FileRows
 
 def block_digests(texts: Sequence[str]) -> np.ndarray:
     """(n, 32) uint8 SHA-256 of each embedded text: the key of its full-model vector in the vector cache."""
-    rows = [hashlib.sha256(t.encode("utf-8", "surrogateescape")).digest() for t in texts]
+    rows = [bytes.fromhex(content_hash(t)) for t in texts]
     return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 32).copy()
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lctk.compress.cache import content_hash
 from lctk.errors import InputError
 from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
 from lctk.retrieval.store import IndexData, aggregate
@@ -138,14 +139,13 @@ def range_max(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
 
 
 def range_argmax(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """Index of the first maximum of `values` in each [start, end) of contiguous, non-empty ranges."""
+    """Index of the first maximum of `values` in each of contiguous, non-empty [start, end) ranges."""
     if not len(ranges):
         return np.zeros(0, dtype=np.int64)
-    lengths = ranges[:, 1] - ranges[:, 0]
-    peak = np.repeat(range_max(values, ranges), lengths)
-    index = np.arange(len(values))
-    return np.minimum.reduceat(np.where(values[ranges[0, 0] : ranges[-1, 1]] == peak, index[: len(peak)] + ranges[0, 0], len(values)),
-                               ranges[:, 0] - ranges[0, 0])
+    first, last = int(ranges[0, 0]), int(ranges[-1, 1])
+    peak = np.repeat(range_max(values, ranges), ranges[:, 1] - ranges[:, 0])
+    at_peak = np.where(values[first:last] == peak, np.arange(first, last), last)
+    return np.minimum.reduceat(at_peak, ranges[:, 0] - first)
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -276,8 +276,8 @@ class Searcher:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
         flat = [b for blocks in wanted for b in blocks]  # every unit has at least one block
         matrix = np.stack([vectors[b] for b in flat])
-        ends = np.cumsum([len(blocks) for blocks in wanted])
-        ranges = np.stack([ends - [len(blocks) for blocks in wanted], ends], axis=1)
+        lengths = np.array([len(blocks) for blocks in wanted])
+        ranges = np.stack([np.cumsum(lengths) - lengths, np.cumsum(lengths)], axis=1)
         unit_vectors = aggregate(matrix, ranges, self.aggregation)
         cos = matrix @ query_vector
         top = range_argmax(cos, ranges)
@@ -307,39 +307,36 @@ class Searcher:
         report=True such blocks are skipped instead, and the count embedded comes back too).
         """
         model = f"{self.reranker.model_id}:{getattr(self.reranker, 'fingerprint', '')}"
-        keys: dict[int, tuple[str, str]] = {}
-        texts: dict[int, str] = {}
+        texts: dict[int, str | None] = {}
+
+        def text(b: int) -> str | None:  # rebuilt from the file once, only where needed
+            if b not in texts:
+                texts[b] = self._block_text(b)
+            return texts[b]
+
         stored = self.index.block_keys
+        keys: dict[int, tuple[str, str]] = {}
         for b in blocks:
             if stored is not None and stored[b].any():
                 keys[b] = (stored[b].tobytes().hex(), "")
-                continue
-            text = self._block_text(b)  # an index from before stored keys
-            if text is None:
-                if report:
-                    continue
+            elif text(b) is not None:  # an index from before stored keys, or a block of one
+                keys[b] = (content_hash(text(b)), "")
+            elif not report:
                 return None
-            texts[b] = text
-            keys[b] = (hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest(), "")
         cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
-        todo = sorted({keys[b]: b for b in keys if keys[b] not in cached}.items())
-        for key, b in todo:
-            if b not in texts:
-                text = self._block_text(b)
-                if text is None:
-                    if report:
-                        del keys[b]
-                        continue
-                    return None
-                texts[b] = text
-        missing = [(key, b) for key, b in todo if b in keys]
+        missing = []
+        for key, b in sorted({keys[b]: b for b in keys if keys[b] not in cached}.items()):
+            if text(b) is not None:
+                missing.append((key, b))
+            elif not report:
+                return None
         if missing:
             fresh = self.reranker.embed([texts[b] for _, b in missing])
             new = {key: vector for (key, _), vector in zip(missing, fresh)}
             cached.update(new)
             if self.vector_cache is not None:
                 self.vector_cache.put_many(model, "block", new)
-        vectors = {b: np.asarray(cached[keys[b]], dtype=np.float32) for b in keys if keys[b] in cached}
+        vectors = {b: np.asarray(cached[key], dtype=np.float32) for b, key in keys.items() if key in cached}
         return (vectors, len(missing)) if report else vectors
 
     def _block_text(self, block: int) -> str | None:
