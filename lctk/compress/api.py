@@ -163,7 +163,7 @@ def compress(
     if fine and len(kept) < len(ranked):
         kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE), mandatory)
         _fine(run, kept, query is not None)
-    kept, output_tokens = _fit(run, ranked, kept, budget)
+    kept, output_tokens = _fit(run, ranked, kept, budget, mandatory)
     if not kept and run.units:
         smallest = min(run.count(run.render([u])) for u in sorted(run.units, key=lambda u: u.tokens)[:20])
         raise BudgetError(f"a budget of {budget} tokens keeps nothing: the smallest unit needs {smallest} with its header")
@@ -316,7 +316,7 @@ def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
             u.kept_lines = frozenset(keep)
 
 
-def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int) -> tuple[list[_Unit], int]:
+def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int, frame: int) -> tuple[list[_Unit], int]:
     """Drop the lowest-ranked units until the rendered output fits, then try a few more units.
 
     Sizes are the sum of per-file section counts (a pop or a trial re-counts one file, not the
@@ -324,18 +324,20 @@ def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int) -> 
     the whole rendered output at the end decides. Returns the kept units and that count.
     """
     kept = sorted(kept, key=lambda u: u.order)
-    sizer = _Sizer(run)
+    sizer = _Sizer(run, frame)
     # Units' own tokens are a lower bound on the rendered size (headers and markers only add), so
     # popping while even that is over the budget skips what would be thousands of section counts
     # (the fine stage's larger selection, on a package); the margin covers token merges at joins.
-    floor = sizer.frame + sum(_kept_tokens(run, u) for u in kept)
+    own = [_kept_tokens(run, u) for u in kept]
+    floor = frame + sum(own)
     while kept and floor * LOWER_BOUND_MARGIN > budget:
-        floor -= _kept_tokens(run, kept.pop())
+        kept.pop()
+        floor -= own.pop()
     by_file: dict[int, list[_Unit]] = {}
     for u in kept:
         by_file.setdefault(u.file_index, []).append(u)
     sizes = {index: sizer.file_tokens(index, units) for index, units in by_file.items()}
-    total = sizer.frame + sum(sizes.values())
+    total = frame + sum(sizes.values())
     while kept and total > budget:
         u = kept.pop()
         by_file[u.file_index].remove(u)
@@ -376,9 +378,9 @@ def _kept_tokens(run: _Run, u: _Unit) -> int:
 class _Sizer:
     """Rendered size of one file's section for a set of kept units (counted once per distinct section)."""
 
-    def __init__(self, run: _Run):
+    def __init__(self, run: _Run, frame: int):
         self.run = run
-        self.frame = run.count(run.render([]))
+        self.frame = frame  # the rendered output with nothing kept
         self._counts: dict[tuple, int] = {}
 
     def file_tokens(self, index: int, units: Sequence[_Unit]) -> int:
@@ -392,14 +394,14 @@ class _Sizer:
         return self._counts[key]
 
 
-def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit], lines=None) -> tuple[CompressedFile, ...]:
+def _build_files(sources: Sequence[SourceText], kept: Sequence[_Unit], lines: Callable[[int], list[str]]) -> tuple[CompressedFile, ...]:
     """Kept lines per file, as contiguous segments in original order (`lines(i)`: source i's lines)."""
     by_file: dict[int, list[_Unit]] = {}
     for u in kept:
         by_file.setdefault(u.file_index, []).append(u)
     files = []
     for index, source in enumerate(sources):
-        files.append(_compressed_file(source, lines(index) if lines else text_lines(source.text), by_file.get(index, ())))
+        files.append(_compressed_file(source, lines(index), by_file.get(index, ())))
     return tuple(files)
 
 
