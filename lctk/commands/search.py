@@ -119,7 +119,7 @@ def index(
     warmed = None
     if warm:
         with progress_callback("storing full-model block vectors") as on_progress:
-            warmed = warm_index(path, embed_model, on_progress)
+            warmed = warm_index(path, embed_model, on_progress, refresh=False)  # just built
     if output_format == OutputFormat.json:
         payload = {k_: v for k_, v in stats.__dict__.items() if k_ != "skipped"}
         payload["skipped"] = [{"path": s.display_path, "reason": s.reason} for s in stats.skipped]

@@ -88,17 +88,21 @@ class WarmStats:
     seconds: float
 
 
-def warm(path: str | os.PathLike = ".", embed_model: str | None = None, progress: Callable[[int, int], None] | None = None) -> WarmStats:
+def warm(
+    path: str | os.PathLike = ".", embed_model: str | None = None, progress: Callable[[int, int], None] | None = None,
+    refresh: bool = True,
+) -> WarmStats:
     """Store the full model's vector of every block of PATH's (refreshed) index.
 
     A static index re-scores each query's candidates with the full model; with every block's
     vector stored, a query runs the full model over the query only. Blocks already stored are
-    skipped, so a second warm after an edit embeds only what changed.
+    skipped, so a second warm after an edit embeds only what changed. refresh=False warms the
+    index as it is (the caller has just built it).
     """
     import time
 
     started = time.perf_counter()
-    opened = open_index(path, embed_model)
+    opened = open_index(path, embed_model, refresh=refresh)
     if opened.searcher.reranker is None:
         raise InputError(
             f"the index of {opened.target.root} is built with {opened.data.meta.get('model')}, whose block vectors "
