@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import run_lctk
+from lctk.retrieval.indexer import EMBED_BATCH
 from lctk.retrieval.store import CHECKPOINT_FILE, index_location, load_index
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -41,6 +44,17 @@ def _email_subset(root: Path, files: int = 9) -> Path:
     return root
 
 
+def _committed_vectors(checkpoint: Path) -> int:
+    """How many block vectors a killed or running indexer has committed to its checkpoint."""
+    if not checkpoint.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{checkpoint}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # created but its table not written yet
+
+
 def _whole_or_absent(root: Path) -> None:
     """A live index, if there is one, reads back completely (CURRENT never points at a torn generation)."""
     directory = index_location(root)
@@ -62,16 +76,31 @@ def test_indexer_killed_at_random_points_resumes_and_ends_identical(tmp_path, mo
 
     env = {"LCTK_INDEX_DIR": str(tmp_path / "killed")}
     monkeypatch.setenv("LCTK_INDEX_DIR", env["LCTK_INDEX_DIR"])
+    checkpoint = index_location(root) / CHECKPOINT_FILE
     rng = random.Random(7)
-    kills = 0
-    for _ in range(6):
+    kills = mid_batch = 0
+    for run in range(6):
+        # Kill points follow the run's own progress, not the clock of a clean build, so a slow or
+        # busy machine cannot let the build finish before the kills: the first run dies at a random
+        # moment before its first batch commits, later ones at a random moment inside the batch
+        # after the one they commit.
         proc = _lctk("index", str(root), "--embed-model", "minilm-l6-v2", env=env)
-        time.sleep(rng.uniform(0.25, 0.9) * clean_s)
+        before = _committed_vectors(checkpoint)
+        if run == 0:
+            time.sleep(rng.uniform(0.02, 0.15) * clean_s)
+        else:
+            deadline = time.monotonic() + 5 * clean_s
+            while proc.poll() is None and _committed_vectors(checkpoint) == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.5) * clean_s * EMBED_BATCH / blocks)
         proc.kill()
         proc.communicate()
-        kills += proc.returncode == -signal.SIGKILL
+        if proc.returncode != -signal.SIGKILL:
+            break  # it finished: nothing is left to kill
+        kills += 1
+        mid_batch += 0 < _committed_vectors(checkpoint) < blocks
         _whole_or_absent(root)
-    assert kills >= 3  # most runs really were killed mid-way
+    assert kills >= 3 and mid_batch >= 2  # the runs really were killed part-way through embedding
     final = run_lctk("index", str(root), "--embed-model", "minilm-l6-v2", "-f", "json", env=env)
     assert final.exit_code == 0, final.stderr
     stats = json.loads(final.stdout)
@@ -184,8 +213,9 @@ def test_ctrl_c_while_compressing_or_asking_prints_no_result(tmp_path):
 
     env = {"LCTK_CACHE_DIR": str(tmp_path / "cache")}
     (tmp_path / "cache").mkdir()
-    if (cache_dir() / "converted").is_dir():  # a fresh score cache, the conversions made earlier (GBs: linked, not copied)
-        (tmp_path / "cache" / "converted").symlink_to(cache_dir() / "converted", target_is_directory=True)
+    for made_once in ("converted", "weights", "static"):  # a fresh score cache; the one-time model builds made
+        if (cache_dir() / made_once).is_dir():          # earlier are linked (GBs), so the Ctrl-C lands mid-job
+            (tmp_path / "cache" / made_once).symlink_to(cache_dir() / made_once, target_is_directory=True)
     jobs = [
         ("compress", str(root), "-q", "parse a JSON document into Python objects", "-B", "800"),
         ("ask", str(TESTS.parent / "README.md"), "How does compress keep the budget?"),
