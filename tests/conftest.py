@@ -4,8 +4,11 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports transformers
 
+import atexit
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,29 @@ def _shared_data() -> Path:
 
 
 SHARED_DATA = _shared_data()
+
+MODEL_BUILDS = ("converted", "weights", "static")  # one-time model builds (GBs, minutes): shared, never redone
+
+
+def _isolated_cache() -> Path:
+    """Point LCTK_CACHE_DIR at a fresh directory for this test session (scores, documents, checkpoints).
+
+    Tests never read or write the user's score cache; the one-time model builds are linked in from
+    the user's cache directory (made there on first use), so no model is converted twice.
+    """
+    from platformdirs import user_cache_dir
+
+    home = Path(os.environ.get("LCTK_CACHE_DIR") or user_cache_dir("lctk", appauthor=False)).expanduser()
+    session = Path(tempfile.mkdtemp(prefix="lctk-test-cache-"))
+    atexit.register(shutil.rmtree, session, ignore_errors=True)
+    for name in MODEL_BUILDS:
+        (home / name).mkdir(parents=True, exist_ok=True)
+        (session / name).symlink_to(home / name, target_is_directory=True)
+    os.environ["LCTK_CACHE_DIR"] = str(session)  # subprocesses (run_lctk) inherit it
+    return session
+
+
+SESSION_CACHE = _isolated_cache()
 
 
 @dataclass

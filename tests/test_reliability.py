@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MODEL_BUILDS, run_lctk
 
-from conftest import run_lctk
 from lctk.retrieval.indexer import EMBED_BATCH
 from lctk.retrieval.store import CHECKPOINT_FILE, index_location, load_index
 
@@ -121,8 +121,8 @@ ASK_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_infiniretri import NEEDLE, QUESTION, EchoAnswer, WordAttention, _haystack
     from lctk.documents.load import document_from_text
-    from lctk.retrieval.infiniretri import RetrievalSettings
-    from lctk.retrieval.qa import answer
+    from lctk.ask.infiniretri import RetrievalSettings
+    from lctk.ask.qa import answer
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
 
@@ -134,7 +134,7 @@ ASK_SCRIPT = textwrap.dedent("""
     document = document_from_text("hay.txt", _haystack(NEEDLE.replace("mauve-42", "4417"), 0.7))
     settings = RetrievalSettings(mode="attention", window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
     model = SlowAttention()
-    result = answer(document, QUESTION, model, EchoAnswer(), "fake", settings,
+    result = answer(document, QUESTION, retriever=model, answerer=EchoAnswer(), answer_backend="fake", settings=settings,
                     checkpoint_dir=Path(sys.argv[1]), resume=True)
     print(json.dumps({{"answer": result.answer, "evidence": [e.start for e in result.evidence],
                       "resumed": result.resumed_from_window, "total": result.windows_total, "calls": len(model.calls)}}))
@@ -213,9 +213,8 @@ def test_ctrl_c_while_compressing_or_asking_prints_no_result(tmp_path):
 
     env = {"LCTK_CACHE_DIR": str(tmp_path / "cache")}
     (tmp_path / "cache").mkdir()
-    for made_once in ("converted", "weights", "static"):  # a fresh score cache; the one-time model builds made
-        if (cache_dir() / made_once).is_dir():          # earlier are linked (GBs), so the Ctrl-C lands mid-job
-            (tmp_path / "cache" / made_once).symlink_to(cache_dir() / made_once, target_is_directory=True)
+    for made_once in MODEL_BUILDS:  # a fresh score cache; the one-time model builds are linked (GBs), so the Ctrl-C lands mid-job
+        (tmp_path / "cache" / made_once).symlink_to(cache_dir() / made_once, target_is_directory=True)
     jobs = [
         ("compress", str(root), "-q", "parse a JSON document into Python objects", "-B", "800"),
         ("ask", str(TESTS.parent / "README.md"), "How does compress keep the budget?"),
@@ -236,7 +235,7 @@ def test_a_ctrl_c_that_a_library_swallows_still_stops_the_run():
     script = textwrap.dedent("""
         import os, signal, sys, time
         from lctk import cli
-        from lctk.console import progress_callback, write_stdout
+        from lctk.cli.console import progress_callback, write_stdout
         cli._install_sigint_handler()
         try:
             os.kill(os.getpid(), signal.SIGINT)
