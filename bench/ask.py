@@ -32,13 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from report import write_section  # noqa: E402
 
-from lctk.commands.eval import parse_lengths  # noqa: E402  (the same --lengths syntax as `lctk eval ask`)
+from lctk.ask.qa import answer as ask  # noqa: E402
+from lctk.ask.qa import answer_messages  # noqa: E402
+from lctk.ask.settings import RetrievalMode, RetrievalSettings  # noqa: E402
 from lctk.documents.load import document_from_text  # noqa: E402
-from lctk.evaluation.haystack import Haystack  # noqa: E402  (the same tasks as `lctk eval ask`)
+from lctk.evaluation.haystack import Haystack, parse_lengths  # noqa: E402  (the tasks and --lengths of `lctk eval ask`)
 from lctk.evaluation.metrics import answer_score  # noqa: E402  (and the same scoring)
-from lctk.retrieval.qa import answer as ask  # noqa: E402
-from lctk.retrieval.qa import answer_messages  # noqa: E402
-from lctk.retrieval.settings import RetrievalMode, RetrievalSettings  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "ask-results.json"
@@ -111,8 +110,8 @@ def run_lctk(models: Models, document: str, question: str, value: str, settings:
              retrieval: str, answerers: list[tuple[str, str]]) -> dict:
     retriever = models.get(retrieval, "torch", "attention")
     first = models.get(*answerers[0])
-    result = ask(document_from_text("haystack", document), question, retriever, first, answerers[0][1], settings,
-                 MAX_TOKENS, embedder=models.embedder())
+    result = ask(document_from_text("haystack", document), question, retriever=retriever, answerer=first, answer_backend=answerers[0][1], settings=settings,
+                 max_tokens=MAX_TOKENS, embedder=models.embedder())
     evidence = [e.text for e in result.evidence]
     answers = {f"{answerers[0][0]}/{answerers[0][1]}": result.answer}
     answer_s = {f"{answerers[0][0]}/{answerers[0][1]}": result.timings["answer_s"]}
@@ -319,7 +318,7 @@ def rss_child(length: int, args) -> None:
     document, question, value = hay.document("needle", length, 0.5, args.seed)
     settings = settings_of(args)
     started = time.perf_counter()
-    result = ask(document_from_text("haystack", document), question, retriever, answerer, "llama", settings, MAX_TOKENS,
+    result = ask(document_from_text("haystack", document), question, retriever=retriever, answerer=answerer, answer_backend="llama", settings=settings, max_tokens=MAX_TOKENS,
                  embedder=models.embedder())
     seconds = time.perf_counter() - started
     print(json.dumps({"windows": result.windows, "tokens_read": result.tokens_read, "tokens_kept": result.tokens_kept,
@@ -374,7 +373,7 @@ def render(results: dict, meta: dict) -> str:
         lines.append("| system | " + " | ".join(f"{k // 1024}k" for k in sorted({k for s in summary for k in s[5]})) + " | answers right | needle kept |")
         lines.append("|---|" + "---|" * (len({k for s in summary for k in s[5]}) + 2))
         lengths = sorted({k for s in summary for k in s[5]})
-        for name, right, kept, total, depths, cells in summary:
+        for name, right, kept, total, _depths, cells in summary:
             row = []
             for length in lengths:
                 marks = cells.get(length, {})
@@ -386,7 +385,7 @@ def render(results: dict, meta: dict) -> str:
         lines.append("Needle rank = its place among the kept sentences by attention score, per depth (— = lost).\n")
         lines.append("| retrieval model | K | kept cap | question rows | smollm2 answers | gemma3 answers | kept | needle rank | s per run |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
-        for tag, stats in meta["tune"].items():
+        for stats in meta["tune"].values():
             lines.append(f"| {stats['retrieval']} | {stats['K']} | {stats['cap']} | {stats.get('rows', 'equal')} | {stats['smollm2']} | "
                          f"{stats['gemma3']} | {stats['kept']} | {' '.join(str(r or '—') for r in stats.get('ranks', []))} | {stats['seconds']:.0f} |")
         lines.append("")

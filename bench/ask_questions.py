@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from report import write_section  # noqa: E402
 
+from lctk.ask.prior import SentencePrior  # noqa: E402
+from lctk.ask.qa import REFUSAL, answer, answer_messages, prepare  # noqa: E402
+from lctk.ask.settings import RetrievalMode, RetrievalSettings  # noqa: E402
 from lctk.documents.load import Document, document_from_text, load_document  # noqa: E402
 from lctk.evaluation.questions import load_questions, score, summarize  # noqa: E402
-from lctk.retrieval.prior import SentencePrior  # noqa: E402
-from lctk.retrieval.qa import REFUSAL, answer, answer_messages, prepare  # noqa: E402
-from lctk.retrieval.settings import RetrievalMode, RetrievalSettings  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "ask-questions.json"
@@ -109,8 +109,8 @@ def refused(text: str) -> bool:
 def run_lctk(models, prepared, question, settings, answerers, retrieval) -> dict:
     """One question through `answer` with the first answerer; the others answer from the same evidence."""
     first = models.lm(*answerers[0])
-    result = answer(prepared, question.question, models.lm(retrieval, "torch", "attention"), first, answerers[0][1],
-                    settings, MAX_TOKENS)
+    result = answer(prepared, question.question, retriever=models.lm(retrieval, "torch", "attention"), answerer=first, answer_backend=answerers[0][1],
+                    settings=settings, max_tokens=MAX_TOKENS)
     evidence = "\n".join(e.text for e in result.evidence)
     answers = {"/".join(answerers[0]): result.answer}
     for alias, backend in answerers[1:]:
@@ -122,7 +122,7 @@ def run_lctk(models, prepared, question, settings, answerers, retrieval) -> dict
 
 
 def answer_with(model, evidence, question: str) -> str:
-    from lctk.retrieval.qa import best_evidence, respond
+    from lctk.ask.qa import best_evidence, respond
 
     return respond(model, best_evidence(evidence, RetrievalSettings().answer_sentences), question, MAX_TOKENS)[0]
 
@@ -233,7 +233,7 @@ def ablation(args, questions, results) -> None:
             prior.dense_weight, prior.neighbour_weight = dense_w, neighbour_w
             p.prior = prior
             chosen = settings
-            from lctk.retrieval.hybrid import hybrid_select
+            from lctk.ask.hybrid import hybrid_select
 
             sel = hybrid_select(retriever if chosen.mode == RetrievalMode.hybrid else None, p.document.text,
                                 p.sentences, p.counts, p.prior_scores(q.question), q.question, chosen)
@@ -246,7 +246,7 @@ def ablation(args, questions, results) -> None:
 
 def lookup_speed(args, questions, results) -> None:
     """Answer tokens/s with and without prompt-lookup drafts, same evidence, same answers (must be equal)."""
-    from lctk.retrieval.qa import best_evidence, respond
+    from lctk.ask.qa import best_evidence, respond
 
     models, docs = Models(), manuals()
     retriever = models.lm(args.retrieval, "torch", "attention")
@@ -263,7 +263,7 @@ def lookup_speed(args, questions, results) -> None:
             for q in questions:
                 p = prepared[q.document]
                 scores = p.prior_scores(q.question)
-                from lctk.retrieval.hybrid import hybrid_select
+                from lctk.ask.hybrid import hybrid_select
 
                 sel = hybrid_select(None, p.document.text, p.sentences, p.counts, scores, q.question, settings)
                 evidence = best_evidence(p.evidence(sel.kept, sel.scores), settings.answer_sentences)

@@ -27,8 +27,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from report import write_section  # noqa: E402
 
 from lctk.compress.api import DEFAULT_CANDIDATES, compress  # noqa: E402
-from lctk.compress.cache import ScoreCache  # noqa: E402
-from lctk.compress.model import SourceText  # noqa: E402
 from lctk.compress.render import render_context  # noqa: E402
 from lctk.evaluation.compress_eval import (  # noqa: E402  (the protocols live in lctk, shared with `lctk eval compress`)
     METHODS,
@@ -37,7 +35,9 @@ from lctk.evaluation.compress_eval import (  # noqa: E402  (the protocols live i
     needle_tasks,
     whole_files,
 )
+from lctk.score_cache import ScoreCache  # noqa: E402
 from lctk.sources.chunking import chunk_text  # noqa: E402
+from lctk.sources.text import SourceText  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "compress-results-hybrid.jsonl"  # rows of the hybrid-retriever protocol (older files hold other methods)

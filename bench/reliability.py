@@ -101,13 +101,13 @@ def detect_secrets_findings(paths: list[Path]) -> tuple[dict[Path, set[int]], fl
 
 def score(found: dict[Path, set[int]], truth: dict[Path, tuple[int, str]], planted_lines: dict[Path, range]) -> dict:
     hits, by_kind = 0, Counter()
-    for path, (line, kind) in truth.items():
+    for path, (_line, kind) in truth.items():
         span = planted_lines[path]
-        if any(l in span for l in found.get(path, ())):
+        if any(number in span for number in found.get(path, ())):
             hits += 1
             by_kind[kind] += 1
-    false_lines = sum(1 for path, lines in found.items() for l in lines if l not in planted_lines.get(path, ()))
-    false_files = sum(1 for path, lines in found.items() if any(l not in planted_lines.get(path, ()) for l in lines))
+    false_lines = sum(1 for path, lines in found.items() for number in lines if number not in planted_lines.get(path, ()))
+    false_files = sum(1 for path, lines in found.items() if any(number not in planted_lines.get(path, ()) for number in lines))
     return {"recall": hits / len(truth), "hits": hits, "planted": len(truth), "false_lines": false_lines,
             "false_files": false_files, "by_kind": by_kind}
 
@@ -155,8 +155,8 @@ def checkpoint_write_seconds(path: Path, vectors: int, batch: int = 256) -> floa
     """Time the checkpoint's own work for `vectors` vectors: one committed transaction per batch."""
     import numpy as np
 
-    from lctk.compress.cache import content_hash
     from lctk.retrieval.indexer import _EmbedCheckpoint
+    from lctk.score_cache import content_hash
 
     rng = np.random.default_rng(0)
     checkpoint = _EmbedCheckpoint(path, "bench")

@@ -27,13 +27,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from compress import fetch  # noqa: E402
 from report import write_section  # noqa: E402
 
-from lctk.compress.cache import ScoreCache  # noqa: E402
 from lctk.evaluation.metrics import rank_report  # noqa: E402  (one implementation, shared with `lctk eval`)
 from lctk.models.loader import load_embedder  # noqa: E402
-from lctk.retrieval.lexical import BM25, identifier_tokens  # noqa: E402
-from lctk.retrieval.ranking import Searcher  # noqa: E402
 from lctk.retrieval.indexer import build_index  # noqa: E402
+from lctk.retrieval.ranking import Searcher  # noqa: E402
 from lctk.retrieval.store import aggregate, index_location, load_index  # noqa: E402
+from lctk.score_cache import ScoreCache  # noqa: E402
+from lctk.sources.lexical import BM25, identifier_tokens  # noqa: E402
 
 DATA = ROOT / "bench" / ".data"
 RESULTS = DATA / "search-results.json"
@@ -280,10 +280,10 @@ QUERIES = [
 
 
 def _query_latencies(root: Path, model: str) -> dict:
-    from lctk.retrieval.api import open_index
+    from lctk.retrieval.api import CodeIndex
 
     (index_location(root.resolve()) / "vectors.sqlite").unlink(missing_ok=True)  # cold reranker cache
-    opened = open_index(root, model, refresh=False)
+    opened = CodeIndex.open(root, embed_model=model, refresh=False)
     cold = []
     for query in QUERIES:  # first time: the reranker embeds the candidates' blocks (then cached)
         started = time.perf_counter()

@@ -27,7 +27,7 @@ from report import write_section  # noqa: E402
 
 from lctk.evaluation.annotations import read_annotations  # noqa: E402
 from lctk.evaluation.search_eval import evaluate_annotations  # noqa: E402
-from lctk.retrieval.api import open_index  # noqa: E402
+from lctk.retrieval.api import CodeIndex  # noqa: E402
 
 ANNOTATIONS = ROOT.parent / "shared" / "data" / "semble"
 REPOS = {  # name -> (requirement, package directory inside the sdist, semble's published NDCG@10)
@@ -71,7 +71,7 @@ def plain_dense(index, items, within: str, full) -> float:
 
     root = index.root.as_posix().rstrip("/")
     rows, texts, lines_of = [], [], {}
-    for unit, (file_index, (start, end)) in enumerate(zip(index.unit_file.tolist(), index.unit_lines.tolist())):
+    for file_index, (start, end) in zip(index.unit_file.tolist(), index.unit_lines.tolist()):
         path = index.files[file_index].path
         if within and path != within and not path.startswith(within + "/"):
             continue
@@ -100,7 +100,7 @@ def annotated(work: Path) -> list[dict]:
         target = work / name
         shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lctk"))
         started = time.perf_counter()
-        opened = open_index(target, None)
+        opened = CodeIndex.open(target)
         index_s = time.perf_counter() - started
         items = read_annotations(ANNOTATIONS / f"{name}.json")
         row = {"repo": name, "queries": len(items), "semble": published, "index_s": round(index_s, 1)}
@@ -115,7 +115,7 @@ def annotated(work: Path) -> list[dict]:
         started = time.perf_counter()
         row["blocks"], _ = opened.searcher.warm()
         row["warm_s"] = round(time.perf_counter() - started, 1)
-        fresh = open_index(target, None, refresh=False)  # a new process's view: nothing in memory
+        fresh = CodeIndex.open(target, refresh=False)  # a new process's view: nothing in memory
         warm = Timed(fresh.searcher)
         row["warm_ndcg"] = evaluate_annotations(warm, items, ("hybrid",), within=fresh.target.within)["hybrid"]["NDCG@10"]
         row["warm_p50_ms"] = p50_ms(warm.times)
@@ -145,7 +145,7 @@ def speed(work: Path) -> dict:
     out["cli_first_warm_s"] = cli_seconds("search", SPEED_QUERIES[4], str(target), "--no-refresh")
     out["cli_warm_p50_s"] = statistics.median(cli_seconds("search", q, str(target), "--no-refresh") for q in SPEED_QUERIES[5:9])
     out["cli_warm_refresh_p50_s"] = statistics.median(cli_seconds("search", q, str(target)) for q in SPEED_QUERIES[5:9])
-    searcher = open_index(target, None, refresh=False).searcher
+    searcher = CodeIndex.open(target, refresh=False).searcher
     timed = Timed(searcher)
     for query in SPEED_QUERIES[9:]:
         timed.search(query, k=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from lctk.errors import CacheError
 
@@ -13,16 +14,18 @@ ENV_MODEL = "LCTK_MODEL"
 ENV_EMBED_MODEL = "LCTK_EMBED_MODEL"
 ENV_BACKEND = "LCTK_BACKEND"
 
+_Value = TypeVar("_Value", bound="str | None")
+
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Generic[_Value]):
     """A resolved setting and where its value came from (flag, env or default)."""
 
-    value: str | None
+    value: _Value  # str | None; str where the default is a str
     source: str
 
 
-def resolve_setting(flag_value: str | None, env_name: str, default: str | None) -> Setting:
+def resolve_setting(flag_value: str | None, env_name: str, default: _Value) -> Setting[str | _Value]:
     """Apply the precedence rule to one setting."""
     if flag_value is not None and flag_value != "":
         return Setting(flag_value, "flag")

@@ -46,12 +46,13 @@ def build_messages(prompt: str, system: str | None) -> list[Message]:
 
 def run_generation(
     model: LanguageModel,
-    choice: BackendChoice,
     messages: list[Message],
+    *,
+    choice: BackendChoice,
     max_tokens: int,
-    temperature: float,
-    seed: int,
-    load_s: float,
+    temperature: float = 0.0,
+    seed: int = 0,
+    load_s: float = 0.0,
     on_piece: Callable[[str], None] | None = None,
 ) -> GenerationResult:
     """Generate a reply to `messages`, handing each piece to `on_piece` as it arrives."""

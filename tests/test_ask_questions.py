@@ -9,13 +9,13 @@ import pytest
 from conftest import SHARED_DATA, assert_one_line_error, run_lctk
 from test_infiniretri import EchoAnswer, WordAttention, _haystack
 
+from lctk.ask.hybrid import candidate_sentences, keep_best
+from lctk.ask.prior import SentencePrior, content_terms, with_neighbours
+from lctk.ask.qa import REFUSAL, answer, prepare, read_questions
+from lctk.ask.settings import RetrievalMode, RetrievalSettings
 from lctk.documents.load import document_from_text
 from lctk.errors import InputError
 from lctk.evaluation.questions import contains, f1, load_questions, normalize, score, summarize
-from lctk.retrieval.hybrid import candidate_sentences, keep_best
-from lctk.retrieval.prior import SentencePrior, content_terms, with_neighbours
-from lctk.retrieval.qa import REFUSAL, answer, prepare, read_questions
-from lctk.retrieval.settings import RetrievalMode, RetrievalSettings
 
 POLICY = SHARED_DATA / "pdf" / "debian-policy.pdf"
 
@@ -114,8 +114,8 @@ def test_hybrid_reads_only_the_candidates_whatever_the_document_length():
     reads = []
     for words in (3000, 12000):
         model = WordAttention()
-        result = answer(document_from_text("hay.txt", _haystack(needle, 0.7, words=words)), question, model,
-                        EchoAnswer(), "fake", settings)
+        result = answer(document_from_text("hay.txt", _haystack(needle, 0.7, words=words)), question, retriever=model,
+                        answerer=EchoAnswer(), answer_backend="fake", settings=settings)
         assert "4417" in result.answer and any(needle in e.text for e in result.evidence)
         assert result.mode == "hybrid" and result.document_tokens > words and result.tokens_read < result.document_tokens / 8
         reads.append(max(model.calls))
@@ -128,7 +128,7 @@ def test_one_prepared_document_answers_many_questions_without_re_reading():
     prepared = prepare(document, model, RetrievalSettings())
     splits = []
     for question, value in (("What is the vault code?", "4417"), ("What is the door code?", "9981")):
-        result = answer(prepared, question, model, EchoAnswer(), "fake", RetrievalSettings(kept_tokens=60))
+        result = answer(prepared, question, retriever=model, answerer=EchoAnswer(), answer_backend="fake", settings=RetrievalSettings(kept_tokens=60))
         assert value in "\n".join(e.text for e in result.evidence)
         splits.append(result.timings["split_s"])
     assert splits[0] == splits[1] == round(prepared.split_s, 3)  # the split and counts were made once
@@ -143,8 +143,8 @@ def test_no_evidence_means_the_refusal_without_running_the_answer_model():
             raise AssertionError("the answer model must not run without evidence")
 
     document = document_from_text("hay.txt", "The grass is green. The sky is blue.")
-    result = answer(document, "Quantum chromodynamics?", WordAttention(), Unused(), "fake",
-                    RetrievalSettings(mode=RetrievalMode.prior))
+    result = answer(document, "Quantum chromodynamics?", retriever=WordAttention(), answerer=Unused(), answer_backend="fake",
+                    settings=RetrievalSettings(mode=RetrievalMode.prior))
     assert result.answer == REFUSAL and result.evidence == ()
 
 
@@ -199,9 +199,9 @@ def test_eval_ask_questions_reports_recall_accuracy_and_refusals(tmp_path):
 
 @pytest.mark.slow
 def test_answers_with_prompt_lookup_are_the_plain_greedy_answers():
+    from lctk.ask.qa import Evidence, respond
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.retrieval.qa import Evidence, respond
 
     # torch: llama.cpp accepts lookup_tokens but never drafts (its batched decode is not exact)
     answerer, _ = load_language_model(role_model("answer").value, "generate", "torch")

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, CliResult, assert_one_line_error, run_lctk
 
 FIXTURES = Path(__file__).parent / "data"
@@ -335,17 +334,17 @@ def test_an_unusable_cache_is_a_warning_not_a_failure(tmp_path):
 def test_a_torn_ask_checkpoint_is_ignored_and_rewritten(tmp_path):
     from test_infiniretri import NEEDLE, QUESTION, EchoAnswer, WordAttention, _haystack
 
+    from lctk.ask.infiniretri import RetrievalSettings
+    from lctk.ask.qa import answer, checkpoint_path
     from lctk.documents.load import document_from_text
-    from lctk.retrieval.infiniretri import RetrievalSettings
-    from lctk.retrieval.qa import answer, checkpoint_path
 
     document = document_from_text("hay.txt", _haystack(NEEDLE.replace("mauve-42", "4417"), 0.5))
     settings = RetrievalSettings(mode="attention", window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
-    clean = answer(document, QUESTION, WordAttention(), EchoAnswer(), "fake", settings)
+    clean = answer(document, QUESTION, retriever=WordAttention(), answerer=EchoAnswer(), answer_backend="fake", settings=settings)
     path = checkpoint_path(tmp_path, document, QUESTION, settings, WordAttention.model_id)
     for torn in (b'{"next_window": 3, "kept": [1, 2', b"", b'{"next_window": 999, "kept": [], "scores": [], "tokens_read": 0}'):
         path.write_bytes(torn)
-        result = answer(document, QUESTION, WordAttention(), EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path, resume=True)
+        result = answer(document, QUESTION, retriever=WordAttention(), answerer=EchoAnswer(), answer_backend="fake", settings=settings, checkpoint_dir=tmp_path, resume=True)
         assert result.resumed_from_window == 0 and (result.answer, result.evidence) == (clean.answer, clean.evidence)
         assert json_loads(path)["next_window"] == clean.windows_total  # rewritten whole
 

@@ -6,10 +6,10 @@ import re
 import numpy as np
 
 from lctk.compress.api import compress
-from lctk.compress.cache import MemoryScoreCache
-from lctk.compress.model import SourceText
 from lctk.models.fake import FakeEmbedder, FakeLanguageModel
 from lctk.retrieval.candidates import CandidateRetriever, CandidateText
+from lctk.score_cache import MemoryScoreCache
+from lctk.sources.text import SourceText
 
 SYNONYMS = {"delete": "remove", "erase": "remove", "records": "rows", "entries": "rows"}
 
@@ -64,7 +64,7 @@ def test_compress_scores_exactly_the_retrievers_candidates():
 
 
 def test_the_cli_default_candidate_count_is_the_library_default():
-    from lctk.commands import compress as command
+    from lctk.cli.commands import compress as command
     from lctk.compress import api
 
     assert command.DEFAULT_CANDIDATES == api.DEFAULT_CANDIDATES

@@ -55,7 +55,7 @@ def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
 def test_progress_logs_plain_lines_when_stderr_is_not_a_terminal(caplog):
     import logging
 
-    from lctk.console import progress_callback
+    from lctk.cli.console import progress_callback
 
     with caplog.at_level(logging.INFO, logger="lctk"), progress_callback("reading", log_every=0.0) as update:
         assert update is not None  # pytest's stderr is not a terminal

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lctk.compress.api import BudgetError, compress
-from lctk.compress.cache import ScoreCache
-from lctk.compress.model import SourceText
 from lctk.compress.render import budgeted_context, render, render_context
 from lctk.models.fake import FakeLanguageModel
+from lctk.score_cache import ScoreCache
+from lctk.sources.text import SourceText
 
 
 def stdlib_sources(*modules) -> list[SourceText]:

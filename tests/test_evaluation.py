@@ -15,8 +15,8 @@ from lctk.evaluation.metrics import (
     answer_score,
     ndcg_at,
     ranking_report,
-    reciprocal_rank,
     recall_at,
+    reciprocal_rank,
     retention,
 )
 
@@ -270,15 +270,15 @@ def test_search_evaluation_end_to_end_on_a_real_package(tmp_path, monkeypatch):
 
     from lctk.evaluation.annotations import Annotation, Target
     from lctk.evaluation.search_eval import annotation_relevance, build_docstring_corpus, docstring_relevance, evaluate
-    from lctk.retrieval.api import open_index
+    from lctk.retrieval.api import CodeIndex
 
     monkeypatch.setenv("LCTK_INDEX_DIR", str(tmp_path / "indexes"))
     package = Path(stdlib_json.__file__).parent
     tasks = build_docstring_corpus([(p, f"json/{p.name}") for p in sorted(package.glob("*.py"))], tmp_path / "corpus")
-    searcher = open_index(tmp_path / "corpus").searcher
+    searcher = CodeIndex.open(tmp_path / "corpus").searcher
     report = evaluate(searcher, [t.query for t in tasks], lambda i, hits: docstring_relevance(tasks[i], hits))
     assert set(report) == {"lexical", "dense", "hybrid"}
-    for mode, row in report.items():
+    for row in report.values():
         assert row["queries"] == len(tasks) and 0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 1
     assert report["hybrid"]["MRR"] > 0.3  # real models on real code: most summaries find their function
     annotation = Annotation("decode a JSON document", (Target("json/decoder.py"),), (Target("json/__init__.py"),))
@@ -374,10 +374,10 @@ def test_compress_retention_summary_and_chart(tmp_path):
 
 
 def test_needle_and_dependency_tasks_from_real_code():
-    from lctk.compress.model import SourceText
-    from lctk.evaluation.compress_eval import dependency_tasks, needle_tasks
-
     import shutil
+
+    from lctk.evaluation.compress_eval import dependency_tasks, needle_tasks
+    from lctk.sources.text import SourceText
 
     sources = [SourceText("shutil.py", "python", Path(shutil.__file__).read_text(encoding="utf-8"))]
     needles = needle_tasks(sources, 3, seed=1)

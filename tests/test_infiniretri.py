@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from lctk.documents.sentences import pack_windows, split_sentences
-from lctk.errors import InputError
-from lctk.retrieval.infiniretri import (
+from lctk.ask.infiniretri import (
     RetrievalSettings,
     RetrievalState,
     phrase_scores,
     retrieve,
 )
+from lctk.documents.sentences import pack_windows, split_sentences
+from lctk.errors import InputError
 
 JARGON = SHARED_DATA / "haystack" / "jargon.txt"
 
@@ -116,7 +116,7 @@ def test_peak_model_input_stays_flat_when_the_document_doubles():
     for words in (3000, 6000, 12000):
         model = WordAttention()
         text = _haystack(NEEDLE, 0.5, words=words)
-        sentences, windows = pack_windows(text, split_sentences(text), 300, lambda ts: [model.count_tokens(t) for t in ts])
+        sentences, windows = pack_windows(text, split_sentences(text), 300, lambda ts, m=model: [m.count_tokens(t) for t in ts])
         state = retrieve(model, text, sentences, windows, QUESTION, settings)
         assert NEEDLE in [text[sentences[i].start : sentences[i].end] for i in state.kept]
         peaks.append(max(model.calls))
@@ -126,13 +126,13 @@ def test_peak_model_input_stays_flat_when_the_document_doubles():
 
 
 def test_ask_interrupted_mid_document_resumes_to_the_same_result(tmp_path):
+    from lctk.ask.qa import answer as ask
     from lctk.documents.load import document_from_text
-    from lctk.retrieval.qa import answer as ask
 
     document = document_from_text("hay.txt", _haystack("The vault code is 4417.", 0.7))
     question = "What is the vault code?"
     settings = RetrievalSettings(mode="attention", window_tokens=250, top_k=20, phrase=4, kept_tokens=120)
-    full = ask(document, question, WordAttention(), EchoAnswer(), "fake", settings)
+    full = ask(document, question, retriever=WordAttention(), answerer=EchoAnswer(), answer_backend="fake", settings=settings)
     assert "4417" in full.answer and full.windows == full.windows_total > 5
 
     def interrupt_after_four(done, total, tokens):
@@ -140,15 +140,15 @@ def test_ask_interrupted_mid_document_resumes_to_the_same_result(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ask(document, question, WordAttention(), EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path,
+        ask(document, question, retriever=WordAttention(), answerer=EchoAnswer(), answer_backend="fake", settings=settings, checkpoint_dir=tmp_path,
             on_window=interrupt_after_four)
     model = WordAttention()
-    resumed = ask(document, question, model, EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path, resume=True)
+    resumed = ask(document, question, retriever=model, answerer=EchoAnswer(), answer_backend="fake", settings=settings, checkpoint_dir=tmp_path, resume=True)
     assert resumed.resumed_from_window == 4 and len(model.calls) == full.windows_total - 4
     assert resumed.evidence == full.evidence and resumed.answer == full.answer
     assert resumed.tokens_read == full.tokens_read
     # a different question never picks up this checkpoint
-    other = ask(document, "Who wrote it?", WordAttention(), EchoAnswer(), "fake", settings, checkpoint_dir=tmp_path,
+    other = ask(document, "Who wrote it?", retriever=WordAttention(), answerer=EchoAnswer(), answer_backend="fake", settings=settings, checkpoint_dir=tmp_path,
                 resume=True)
     assert other.resumed_from_window == 0
 
@@ -214,32 +214,32 @@ def needle_documents(attention_lm):
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", [0.1, 0.5, 0.9])
 def test_default_models_find_and_answer_a_needle_in_8k_tokens(needle_documents, attention_lm, depth):
+    from lctk.ask.qa import answer as ask
+    from lctk.ask.qa import prior_embedder
     from lctk.documents.load import document_from_text
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.retrieval.qa import answer as ask
-    from lctk.retrieval.qa import prior_embedder
 
     text, city, value = needle_documents[depth]
     answerer, choice = load_language_model(role_model("answer").value, "generate", "auto")
     result = ask(document_from_text("jargon.txt", text), f"What is the special magic number for {city}?",
-                 attention_lm, answerer, choice.backend, max_tokens=24, embedder=prior_embedder(RetrievalSettings()))
+                 retriever=attention_lm, answerer=answerer, answer_backend=choice.backend, max_tokens=24, embedder=prior_embedder(RetrievalSettings()))
     assert result.document_tokens >= 7500 and result.mode == "hybrid"  # sentences counted one by one
     assert any(value in e.text for e in result.evidence), [e.text for e in result.evidence]
     assert value in result.answer, result.answer
 
 
-def test_python_api_is_lctk_retrieval_ask():
-    import lctk.retrieval
-    from lctk.retrieval import qa
+def test_python_api_is_lctk_ask_ask():
+    import lctk.ask
+    from lctk.ask import qa
 
-    assert lctk.retrieval.ask is qa.ask and lctk.retrieval.AskResult is qa.AskResult
+    assert lctk.ask.ask is qa.ask and lctk.ask.AskResult is qa.AskResult
     with pytest.raises(InputError, match="empty question"):
-        lctk.retrieval.ask("anything.pdf", "  ")
+        lctk.ask.ask("anything.pdf", "  ")
 
 
 def test_answers_end_where_a_base_model_starts_a_new_question():
-    from lctk.retrieval.qa import until_next_question
+    from lctk.ask.qa import until_next_question
 
     def run(pieces):
         return "".join(until_next_question(iter(pieces)))

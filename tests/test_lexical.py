@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lctk.retrieval.lexical import BM25, identifier_tokens
+from lctk.sources.lexical import BM25, identifier_tokens
 
 
 def test_identifier_tokens_split_camel_and_snake_case():

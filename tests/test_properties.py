@@ -12,16 +12,16 @@ from hypothesis import strategies as st
 from pathspec import GitIgnoreSpec
 
 from lctk.compress.api import BudgetError, compress
-from lctk.compress.model import SourceText
 from lctk.compress.render import budgeted_context
 from lctk.documents.sentences import pack_windows, split_sentences
 from lctk.models.fake import FakeEmbedder, FakeLanguageModel
-from lctk.retrieval.ranking import Filters, Searcher
 from lctk.retrieval.indexer import build_index
+from lctk.retrieval.ranking import Filters, Searcher
 from lctk.retrieval.store import load_index
 from lctk.sources.chunking import chunk_text
 from lctk.sources.languages import LANGUAGES
 from lctk.sources.secrets import redact_text
+from lctk.sources.text import SourceText
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 LANGUAGE_NAMES = sorted(LANGUAGES)

@@ -6,8 +6,8 @@ import textwrap
 
 import numpy as np
 
-from lctk.compress.cache import MemoryScoreCache, ScoreCache
 from lctk.compress.scoring import ami_scores, line_losses
+from lctk.score_cache import MemoryScoreCache, ScoreCache
 
 
 def textwrap_functions_without_docstrings() -> dict[str, str]:

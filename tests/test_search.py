@@ -21,8 +21,8 @@ from test_chunking import SAMPLES
 
 from lctk.models.fake import FakeEmbedder
 from lctk.retrieval import api
-from lctk.retrieval.ranking import Filters, Searcher, is_symbol_query
 from lctk.retrieval.indexer import build_index
+from lctk.retrieval.ranking import Filters, Searcher, is_symbol_query
 from lctk.retrieval.store import aggregate, index_location, load_index
 from lctk.retrieval.units import FILE, split_file
 from lctk.sources.chunking import parse_text, text_lines
@@ -376,7 +376,7 @@ def test_reranker_reads_exactly_what_the_index_embedded(tmp_path):
 
 def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     """After Searcher.warm every block's full vector is stored: a query embeds only itself."""
-    from lctk.compress.cache import MemoryScoreCache
+    from lctk.score_cache import MemoryScoreCache
 
     class Recorder(FakeEmbedder):
         def __init__(self):
@@ -417,7 +417,7 @@ def test_cli_index_warm_stores_every_block_once(tmp_path):
 
 def test_an_index_without_stored_block_keys_still_reranks(tmp_path):
     """Indexes written before block keys were stored hash the block texts instead."""
-    from lctk.compress.cache import MemoryScoreCache
+    from lctk.score_cache import MemoryScoreCache
 
     root = _repo(tmp_path)
     build_index(root, FakeEmbedder())

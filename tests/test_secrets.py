@@ -4,8 +4,8 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import run_lctk
+
 from lctk.sources.secrets import find_secrets, is_env_file, redact_text
 
 # Test values are assembled at run time so that this file itself holds no scannable secret.

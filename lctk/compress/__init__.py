@@ -1,14 +1,18 @@
-"""LongCodeZip compression at repository scale: `lctk.compress.compress(sources, model, ...)`.
+"""LongCodeZip compression at repository scale: `compress(sources, model, query=..., budget_tokens=...)`.
 
-Submodules: cache (scores on disk), scoring (AMI, line losses), fine (blocks, knapsack),
-api (the pipeline), render (text/xml/markdown/json), model (result objects).
+Submodules: scoring (AMI, line losses), fine (blocks, knapsack), api (the pipeline), render
+(text/xml/markdown/json), model (result objects).
 """
 
+from lctk.exports import lazy_exports
 
-def __getattr__(name: str):
-    # Lazy: `import lctk.compress` stays cheap for the CLI's start-up.
-    if name == "compress":
-        from lctk.compress.api import compress
-
-        return compress
-    raise AttributeError(name)
+_WHERE = {
+    "compress": "api",
+    "CompressResult": "model",
+    "CompressedFile": "model",
+    "UnitDecision": "model",
+    "Segment": "model",
+    "budgeted_context": "render",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

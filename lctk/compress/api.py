@@ -20,21 +20,24 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
 from lctk.compress import fine as fine_stage
-from lctk.compress.cache import MemoryScoreCache
-from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, CompressResult, Segment, SourceText, UnitDecision
-from lctk.compress.render import FORMATS, budgeted_context, elision_marker
+from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, CompressResult, Segment, UnitDecision
+from lctk.compress.render import budgeted_context, elision_marker
 from lctk.compress.scoring import ami_scores, line_losses
 from lctk.errors import LctkError, UsageError
 from lctk.models.hardware import cpu_count
 from lctk.models.protocols import LanguageModel
 from lctk.retrieval.candidates import CandidateRetriever, CandidateText
-from lctk.retrieval.lexical import identifier_tokens
+from lctk.score_cache import MemoryScoreCache, ScoreCache
 from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text, text_lines
+from lctk.sources.lexical import identifier_tokens
 from lctk.sources.secrets import with_redacted_sources
+from lctk.sources.text import SourceText
+from lctk.vocabulary import CompressFormat, parse_choice
 
 DEFAULT_CANDIDATES = 32
 MIN_CANDIDATES = 16  # the LM scores at least this many (when there are)...
@@ -117,7 +120,7 @@ def compress(
     output_format: str = "text",
     fine: bool = True,
     candidates: int = DEFAULT_CANDIDATES,
-    cache=None,
+    cache: ScoreCache | MemoryScoreCache | None = None,
     counter: LanguageModel | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     redact: bool = True,
@@ -142,8 +145,7 @@ def compress(
         A frozen CompressResult.
     """
     started = time.perf_counter()
-    if output_format not in FORMATS:
-        raise UsageError(f"unknown format '{output_format}'; choose one of {', '.join(FORMATS)}")
+    output_format = parse_choice(CompressFormat, output_format, "format", UsageError).value
     if (budget_tokens is None) == (rate is None):
         raise UsageError("give exactly one of a token budget or a rate")
     sources, redactions = with_redacted_sources(sources, redact)
@@ -153,7 +155,7 @@ def compress(
     for (index, chunk), tokens in zip(chunks, run.count_many([chunk.text for _, chunk in chunks])):
         run.units.append(_Unit(index, chunk, tokens))
     input_tokens = run.count(run.render(run.units))
-    budget = budget_tokens if budget_tokens is not None else int(math.floor(rate * input_tokens))
+    budget = budget_tokens if budget_tokens is not None else int(math.floor(cast(float, rate) * input_tokens))  # one of the two
     mandatory = run.count(run.render([]))
     if budget < max(mandatory, 1):
         raise BudgetError(f"a budget of {budget} tokens cannot hold the output's frame: it needs at least {max(mandatory, 1)}")
@@ -190,7 +192,7 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress, room: int)
     if not query or not query.strip():
         for u, score in zip(units, references(run)):
             u.score, u.scored_by = float(score), "references"
-        for position, u in enumerate(sorted(units, key=lambda u: (-u.score, u.tokens, tie[id(u)]))):
+        for position, u in enumerate(sorted(units, key=lambda u: (-cast(float, u.score), u.tokens, tie[id(u)]))):  # all scored above
             u.order = position
         return 0, 0, 0
     ranking = run.retriever.rank(query, [CandidateText(run.sources[u.file_index].path, u.chunk.name, u.chunk.text) for u in units])
@@ -420,7 +422,7 @@ def _compressed_file(source: SourceText, all_lines: Sequence[str], units: Sequen
             previous = n
             continue
         if start is not None:
-            segments.append(Segment(start, previous, "\n".join(all_lines[start - 1 : previous]) + "\n"))
+            segments.append(Segment(start, cast(int, previous), "\n".join(all_lines[start - 1 : previous]) + "\n"))  # set with start
         start = previous = n
     return CompressedFile(source.path, source.language, len(all_lines), tuple(segments))
 

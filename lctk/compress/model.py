@@ -8,15 +8,6 @@ KEPT, PARTIAL, DROPPED = "kept", "partial", "dropped"
 
 
 @dataclass(frozen=True)
-class SourceText:
-    """One input file's text, as read."""
-
-    path: str  # as shown to the user
-    language: str | None
-    text: str
-
-
-@dataclass(frozen=True)
 class Segment:
     """Lines kept from a file: 1-based inclusive range and their text (elided lines removed)."""
 

@@ -10,7 +10,6 @@ from xml.sax.saxutils import escape, quoteattr
 from lctk.compress.model import CompressedFile, CompressResult
 from lctk.sources.languages import LANGUAGES
 
-FORMATS = ("text", "xml", "markdown", "json")
 _FENCE_LANGUAGE = {"cpp": "cpp", "tsx": "tsx", None: ""}
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lctk.compress.cache import content_hash
 from lctk.models.protocols import LanguageModel, Tokenization
+from lctk.score_cache import content_hash
 from lctk.sources.chunking import text_lines
 
 SEPARATOR = "\n\n"  # between a chunk and the query it conditions

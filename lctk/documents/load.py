@@ -10,10 +10,10 @@ image-only PDFs; archives that would expand beyond sane limits) raises InputErro
 from __future__ import annotations
 
 import bisect
-import hashlib
 import html.parser
 import json
 import logging
+import os
 import re
 import stat
 import zipfile
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lctk.errors import InputError
+from lctk.score_cache import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def detect_kind(path: Path, head: bytes) -> str:
     return "text"
 
 
-def load_document(path: str | Path, cache_dir: Path | None = None) -> Document:
+def load_document(path: str | os.PathLike[str], cache_dir: Path | None = None) -> Document:
     """Load `path` ('-' is not handled here: see `document_from_text`)."""
     path = Path(path)
     try:
@@ -85,10 +86,10 @@ def load_document(path: str | Path, cache_dir: Path | None = None) -> Document:
     if not data.strip():
         raise InputError(f"{path} is empty")
     kind = detect_kind(path, data[:8])
-    digest = hashlib.sha256(data).hexdigest()
+    digest = content_hash(data)
     cached = _read_cache(cache_dir, digest) if cache_dir else None
     if cached is not None:
-        return Document(str(path), cached["kind"], cached["text"], tuple((int(o), str(l)) for o, l in cached["marks"]))
+        return Document(str(path), cached["kind"], cached["text"], tuple((int(offset), str(label)) for offset, label in cached["marks"]))
     extract = {"pdf": _pdf, "epub": _epub, "docx": _docx, "html": _html_document, "markdown": _markdown, "text": _text}[kind]
     text, marks = extract(path, data)
     if not text.strip():

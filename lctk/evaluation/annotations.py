@@ -19,6 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 from lctk.errors import InputError
 
@@ -39,7 +40,7 @@ class Target:
             return False
         if self.start_line is None:
             return True
-        return start_line <= self.end_line and end_line >= self.start_line
+        return start_line <= cast(int, self.end_line) and end_line >= self.start_line  # both lines or neither
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def _target(value, where: str, ignored: set[str]) -> Target:
     for name, line in (("start_line", start), ("end_line", end)):
         if not isinstance(line, int) or isinstance(line, bool) or line < 1:
             raise InputError(f"{where}: '{name}' must be a positive integer (both lines or neither)")
+    start, end = cast(int, start), cast(int, end)  # both checked just above
     if start > end:
         raise InputError(f"{where}: start_line {start} is after end_line {end}")
     return Target(path, start, end)

@@ -20,9 +20,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from lctk.compress.model import SourceText
 from lctk.sources.chunking import chunk_text, text_lines
+from lctk.sources.text import SourceText
 
 METHODS = ("lctk", "lctk --no-fine", "bm25+ami", "hybrid", "dense", "bm25", "tail", "random")
 # ranked by compress: lctk = hybrid candidates + AMI (+ fine); bm25+ami = the BM25 cascade lctk ran
@@ -83,7 +84,7 @@ def dependency_tasks(sources: Sequence[SourceText], count_tokens: Callable[[str]
             continue
         lines = source.text.split("\n")
         for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.end_lineno - node.lineno >= MAX_FUNCTION_LINES:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or cast(int, node.end_lineno) - node.lineno >= MAX_FUNCTION_LINES:
                 continue
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             prefix = "\n".join(lines[: start - 1]) + "\n"
@@ -97,7 +98,7 @@ def dependency_tasks(sources: Sequence[SourceText], count_tokens: Callable[[str]
                 n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
             targets = tuple(sorted({defined[name] for name in used if name in defined and name != node.name}))
             if targets:
-                query = "\n".join(lines[start - 1 : min(start + 2, node.end_lineno)])
+                query = "\n".join(lines[start - 1 : min(start + 2, cast(int, node.end_lineno))])  # set by ast.parse
                 found.append(RetentionTask(f"dependency:{source.path}:{node.lineno}", "dependency", query,
                                            (SourceText(source.path, "python", prefix),), source.path, targets, node.name))
     random.Random(f"dependency-{seed}").shuffle(found)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lctk.documents.sentences import split_sentences
-from lctk.errors import InputError
+from lctk.errors import InputError, UsageError
 
 KINDS = ("needle", "passkey", "multi-needle", "thread")
 KEYS = ("Lisbon", "Nairobi", "Osaka", "Quito", "Tromso", "Hanoi", "Perth", "Cusco", "Tbilisi", "Dakar",
@@ -125,6 +125,7 @@ class Haystack:
         if length <= 0:
             raise InputError("length must be positive")
         rng = random.Random(f"{kind}-{length}-{depth}-{seed}")
+        expected: tuple[str, ...]
         if kind == "passkey":
             value = str(rng.randrange(10000, 99999))
             source = self._filler
@@ -183,3 +184,20 @@ def _names(rng: random.Random, count: int) -> list[str]:
         if name not in names:
             names.append(name)
     return names
+
+
+def parse_lengths(text: str) -> list[int]:
+    """'4k,8k,16000' -> [4096, 8192, 16000]."""
+    lengths = []
+    for piece in text.split(","):
+        piece = piece.strip().lower()
+        try:
+            value = int(float(piece[:-1]) * 1024) if piece.endswith("k") else int(piece)
+        except ValueError:
+            raise UsageError(f"--lengths: {piece!r} is not a token count (use e.g. 4k,8k,16000)") from None
+        if value < 64:
+            raise UsageError(f"--lengths: {piece!r} is too short (64 tokens at least)")
+        lengths.append(value)
+    if not lengths:
+        raise UsageError("--lengths is empty")
+    return lengths

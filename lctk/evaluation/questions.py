@@ -37,7 +37,7 @@ class Question:
 
 def load_questions(path: str | Path) -> list[Question]:
     """Read and validate a questions file (InputError naming file and line on the first bad line)."""
-    from lctk.retrieval.qa import question_lines
+    from lctk.ask.qa import question_lines
 
     questions = [_parse(line, f"{path}:{number}") for number, line in question_lines(path)]
     if not questions:

@@ -29,14 +29,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
-from lctk.errors import InputError
 from lctk.evaluation.annotations import Annotation, Target
 from lctk.evaluation.metrics import binary_ndcg_at, ranking_report
 from lctk.retrieval.ranking import Filters
 from lctk.sources.walk import printable_path
+from lctk.vocabulary import SearchMode, parse_choice
 
-MODES = ("lexical", "dense", "hybrid")
+MODES = tuple(m.value for m in (SearchMode.lexical, SearchMode.dense, SearchMode.hybrid))  # report order
 MIN_SUMMARY_WORDS = 4
 SEMBLE_TOP_K = 10  # semble's benchmarks/run_benchmark.py scores the top 10 results (_DIRECT_TOP_K)
 
@@ -90,7 +91,7 @@ def build_docstring_corpus(files: Sequence[tuple[Path, str]], corpus: Path) -> l
             if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
                 continue
             if len(node.body) > 1 or isinstance(node, ast.Module):  # a body of only a docstring keeps it (stays valid)
-                drop.update(range(first.lineno - 1, first.end_lineno))
+                drop.update(range(first.lineno - 1, cast(int, first.end_lineno)))  # set by ast.parse
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (summary := docstring_summary(node)):
                 found.append((mask_identifier(summary, node.name), node.name, node.lineno))
         kept = [line for i, line in enumerate(lines) if i not in drop]
@@ -143,7 +144,7 @@ def target_matches(target: Target, path: str, start_line: int, end_line: int) ->
 
 
 def _lines_overlap(target: Target, start_line: int, end_line: int) -> bool:
-    return target.start_line is None or (start_line <= target.end_line and end_line >= target.start_line)
+    return target.start_line is None or (start_line <= cast(int, target.end_line) and end_line >= target.start_line)  # both lines or neither
 
 
 def count_indexed(targets: Sequence[Target], indexed: Mapping[str, Sequence[tuple[int, int]]]) -> int:
@@ -213,7 +214,7 @@ def evaluate_annotations(
 def evaluate(
     searcher,
     queries: Sequence[str],
-    judge: Callable[[int, tuple], tuple[list[str], dict[str, float]]],
+    judge: Callable[[int, list], tuple[list[str], dict[str, float]]],
     modes: Sequence[str] = MODES,
     k: int = 100,
     progress: Callable[[int, int], None] | None = None,
@@ -236,9 +237,7 @@ def search_all(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[list]]:
     """Search every query in every mode: {mode: [hits per query]}, hit paths relative to the index root."""
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        raise InputError(f"unknown mode {unknown[0]!r}; use {', '.join(MODES)}")
+    modes = [parse_choice(SearchMode, m, "mode").value for m in modes]
     runs: dict[str, list[list]] = {mode: [] for mode in modes}
     total, done = len(queries) * len(modes), 0
     prefix = getattr(searcher, "display_prefix", "")

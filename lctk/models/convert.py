@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lctk.config import cache_dir, writable_cache_subdir
 from lctk.errors import CacheError, ModelError, first_line
-from lctk.storage import atomic_directory, file_lock
+from lctk.models.gguf import gguf_architecture
+from lctk.storage import atomic_directory, atomic_write_bytes, file_lock
 
 log = logging.getLogger("lctk")
 
@@ -47,8 +48,6 @@ def conversion_key(gguf_path: Path) -> str:
         memo[stamp] = digest
         if memo_path.parent.is_dir():  # never create the cache just to remember a digest (listing creates nothing)
             try:
-                from lctk.storage import atomic_write_bytes
-
                 atomic_write_bytes(memo_path, json.dumps(memo, indent=1).encode())
             except OSError:
                 pass  # a read-only cache only costs the hash next time
@@ -95,7 +94,6 @@ def ensure_converted(gguf_path: Path) -> Path:
 
 def _check_convertible(gguf_path: Path) -> None:
     """Refuse, before announcing a conversion, an architecture transformers cannot read from GGUF."""
-    from lctk.models.registry import gguf_architecture
 
     architecture = gguf_architecture(gguf_path)
     if architecture is None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from lctk.errors import BackendUnavailableError, ModelError, UsageError, first_line
 from lctk.models.chat import prompt_text, stream_text
+from lctk.models.gguf import gguf_architecture
 from lctk.models.hardware import cpu_count
 from lctk.models.protocols import GenerationStats, GenerationStream, Message, Tokenization
 
@@ -76,8 +77,6 @@ class LlamaLanguageModel:
                     verbose=False,
                 )
             except Exception as exc:  # llama.cpp reports every load failure as a bare ValueError
-                from lctk.models.registry import gguf_architecture
-
                 architecture = gguf_architecture(Path(path)) or "unknown"
                 raise ModelError(
                     f"llama.cpp cannot load {path} (architecture '{architecture}'): {first_line(exc)}; "
@@ -242,7 +241,7 @@ class _EndOfGeneration:
     def __init__(self, llama_cpp, vocab):
         self._llama_cpp, self._vocab = llama_cpp, vocab
 
-    def __contains__(self, token_id: int) -> bool:
+    def __contains__(self, token_id: object) -> bool:  # Container's signature; a token id in practice
         return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token_id))
 
 

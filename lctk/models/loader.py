@@ -9,11 +9,10 @@ from lctk.errors import UsageError
 from lctk.models import registry
 from lctk.models.hardware import gpu_visible
 from lctk.models.protocols import Embedder, LanguageModel
+from lctk.vocabulary import Backend, parse_choice
 
 log = logging.getLogger("lctk")
 
-BACKENDS = ("auto", "torch", "llama")
-OPERATIONS = ("generate", "score", "attention")
 
 # What `auto` runs, per operation, measured by bench/backends.py (tables in BENCHMARKS.md).
 # CPU: llama.cpp generates 4-6x faster, loads a GGUF in <1 s without the one-time conversion,
@@ -33,8 +32,7 @@ class BackendChoice:
 
 def choose_backend(requested: str, operation: str, fmt: str, gpu: bool | None = None) -> BackendChoice:
     """Resolve `--backend` (auto, torch or llama) for one operation on one model format."""
-    if requested not in BACKENDS:
-        raise UsageError(f"unknown backend '{requested}'; choose one of {', '.join(BACKENDS)}")
+    requested = parse_choice(Backend, requested, "backend", UsageError).value
     if operation == "attention":
         if requested == "llama":
             raise UsageError("attention-based retrieval runs only on the torch backend")

@@ -13,6 +13,7 @@ import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -98,7 +99,8 @@ class NumpyBertEmbedder(TokenizerText):
                 w[p + "output.dense.weight"].T.copy(), w[p + "output.dense.bias"],
                 (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
             ))
-        self._cls, self._sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        # BERT vocabularies always hold both
+        self._cls, self._sep = cast(int, self.tokenizer.token_to_id("[CLS]")), cast(int, self.tokenizer.token_to_id("[SEP]"))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -137,6 +137,11 @@ class AttentionModel(Protocol):
 
 
 @runtime_checkable
+class AttentionLanguageModel(LanguageModel, AttentionModel, Protocol):
+    """A language model whose attention can be read: what ask's retrieval runs on."""
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """A sentence embedder returning L2-normalised float32 vectors."""
 

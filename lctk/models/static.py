@@ -19,10 +19,14 @@ import shutil
 import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lctk.errors import ModelError, first_line
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ GATHER_TOKENS = 2048  # gathered rows stay in cache; a whole package at once gat
 class TokenizerText:
     """Token counting and cutting over a `tokenizers.Tokenizer` in `self.tokenizer` (no special tokens)."""
 
-    tokenizer: object
+    tokenizer: Tokenizer
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]

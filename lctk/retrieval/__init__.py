@@ -1,21 +1,23 @@
-"""Retrieval: SEA code search over an incremental index, lexical BM25, InfiniRetri question answering.
+"""Code search: SEA split-encode-aggregate over an incremental on-disk index, fused with BM25.
 
-`lctk.retrieval.search(query, path=".", ...)` returns a tuple of frozen `SearchHit`s;
-`lctk.retrieval.index(path)` builds or refreshes an index and returns `IndexStats`;
-`lctk.retrieval.ask(path, question, ...)` returns a frozen `AskResult` (answer + cited evidence).
-Submodules: units (split), store (the on-disk index), ranking (scores and fusion), lexical, api,
-render, infiniretri (attention retrieval), qa (ask).
+`CodeIndex.open(path)` refreshes (or builds) the index that covers PATH; `.search(query, k=...)`
+returns frozen `SearchHit`s, best first. `index(path)` and `search(query, path)` are one-call
+conveniences. Submodules: units (split), store (the on-disk index), indexer (build/refresh),
+ranking (scores and fusion), candidates (compress's first stage), api (CodeIndex).
 """
 
+from lctk.exports import lazy_exports
 
-def __getattr__(name: str):
-    # Lazy: importing lctk.retrieval stays cheap for the CLI's start-up.
-    if name in ("search", "index"):
-        from lctk.retrieval import api
-
-        return getattr(api, name)
-    if name in ("ask", "AskResult", "Evidence"):
-        from lctk.retrieval import qa
-
-        return getattr(qa, name)
-    raise AttributeError(name)
+_WHERE = {
+    "CodeIndex": "api",
+    "WarmStats": "api",
+    "index": "api",
+    "search": "api",
+    "Filters": "ranking",
+    "SearchHit": "ranking",
+    "IndexStats": "store",
+    "CandidateRetriever": "candidates",
+    "default_retriever": "candidates",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

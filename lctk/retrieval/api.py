@@ -1,4 +1,9 @@
-"""Python API of search: `index(path)` and `search(query, path)`, shared with the CLI."""
+"""Code search's one object: `CodeIndex.open(path)`, then `.search(query, k=..., filters=...)`.
+
+The CLI, `lctk eval`, the benchmarks and any server call this; `index(path)` and
+`search(query, path)` are one-call conveniences over it. Opening refreshes (or builds) the index
+that covers PATH unless told not to; results are frozen `SearchHit`s, best first.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lctk.errors import InputError
-from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
+from lctk.models.protocols import Embedder
 from lctk.retrieval.indexer import build_index, precheck_new_index
+from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
 from lctk.retrieval.store import (
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
@@ -20,6 +26,7 @@ from lctk.retrieval.store import (
     index_location,
     load_index,
 )
+from lctk.vocabulary import Aggregation, Fusion, SearchMode, parse_choice
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +66,6 @@ def load_search_embedder(name: str | None):
     return embedder, distilled_from(embedder.model_id)
 
 
-def index(
-    path: str | os.PathLike = ".",
-    embed_model: str | None = None,
-    rebuild: bool = False,
-    block_tokens: int = DEFAULT_BLOCK_TOKENS,
-    aggregation: str = DEFAULT_AGGREGATION,
-    progress: Callable[..., None] | None = None,
-    wait_message: Callable[[], None] | None = None,
-    embedder=None,
-) -> IndexStats:
-    """Build or refresh the index of a directory; only new and changed files are embedded."""
-    target = resolve_target(path)
-    if target.within and (target.root / target.within).is_file():
-        raise InputError(f"{path} is a file; index a directory")
-    walked = precheck_new_index(target.root)  # fail fast, before an embedder is loaded or built
-    if embedder is None:
-        embedder, _ = load_search_embedder(embed_model)
-    return build_index(target.root, embedder, block_tokens, aggregation, rebuild, progress, wait_message, walked)
-
-
 @dataclass(frozen=True)
 class WarmStats:
     """What `warm` did: blocks in the index, blocks embedded now, seconds."""
@@ -88,87 +75,160 @@ class WarmStats:
     seconds: float
 
 
-def warm(
-    path: str | os.PathLike = ".", embed_model: str | None = None, progress: Callable[[int, int], None] | None = None,
-    refresh: bool = True,
-) -> WarmStats:
-    """Store the full model's vector of every block of PATH's (refreshed) index.
+class CodeIndex:
+    """An index of one directory, loaded and ready to search.
 
-    A static index re-scores each query's candidates with the full model; with every block's
-    vector stored, a query runs the full model over the query only. Blocks already stored are
-    skipped, so a second warm after an edit embeds only what changed. refresh=False warms the
-    index as it is (the caller has just built it).
+    Attributes: `target` (what PATH meant), `data` (the loaded arrays), `stats` (what the last
+    refresh did, None when none ran) and `searcher` (the ranking object over `data`).
     """
-    import time
 
-    started = time.perf_counter()
-    opened = open_index(path, embed_model, refresh=refresh)
-    if opened.searcher.reranker is None:
-        raise InputError(
-            f"the index of {opened.target.root} is built with {opened.data.meta.get('model')}, whose block vectors "
-            "already come from the full model; --warm is for static indexes"
-        )
-    blocks, embedded = opened.searcher.warm(progress=progress)
-    return WarmStats(blocks, embedded, time.perf_counter() - started)
+    def __init__(self, target: Target, data: IndexData, stats: IndexStats | None, searcher: Searcher,
+                 embedder: Embedder, block_tokens: int):
+        self.target, self.data, self.stats, self.searcher = target, data, stats, searcher
+        self._embedder, self._block_tokens = embedder, block_tokens
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike = ".",
+        *,
+        embed_model: str | None = None,
+        refresh: bool = True,
+        rerank: bool = True,
+        block_tokens: int = DEFAULT_BLOCK_TOKENS,
+        aggregation: Aggregation | str | None = None,
+        progress: Callable[..., None] | None = None,
+        wait_message: Callable[[], None] | None = None,
+        embedder: Embedder | None = None,
+        reranker: Embedder | None = None,
+    ) -> CodeIndex:
+        """Refresh (or build) the index that covers PATH and load it for searching.
+
+        Args:
+            path: a directory or file; an indexed ancestor's index is used when there is one.
+            embed_model: the index embedder's alias or folder (flag/env/default when None).
+            refresh: pick up changed files first (False searches the index as it is).
+            rerank: load the full model that re-scores a static index's candidates.
+            embedder / reranker: already loaded models (skip loading by name).
+        """
+        target = resolve_target(path)
+        reranker_name = None
+        existing = load_index(target.root) if not refresh else None
+        walked = precheck_new_index(target.root) if refresh or existing is None else None  # fail fast
+        if embedder is None:
+            embedder, reranker_name = load_search_embedder(embed_model)
+        stats = None
+        how = parse_choice(
+            Aggregation, aggregation or (existing.meta.get("aggregation") if existing else None) or DEFAULT_AGGREGATION,
+            "aggregation",
+        ).value
+        if refresh or existing is None:
+            stats = build_index(target.root, embedder, block_tokens, how, False, progress, wait_message, walked)
+            existing = load_index(target.root)
+        if existing is None:
+            raise InputError(f"the index of {target.root} could not be written or read")
+        if existing.meta.get("model") != embedder.model_id:
+            raise InputError(
+                f"the index of {target.root} was built with {existing.meta.get('model')}, not {embedder.model_id}; "
+                "run `lctk index` or drop --no-refresh"
+            )
+        vector_cache = None
+        if rerank and reranker is None and reranker_name:
+            from lctk.models.loader import load_embedder
+            from lctk.score_cache import open_score_cache
+
+            reranker = load_embedder(reranker_name)
+            vector_cache = open_score_cache(index_location(target.root) / "vectors.sqlite", "reranker vector cache")
+        searcher = Searcher(existing, embedder, reranker if rerank else None, vector_cache, target.display_prefix)
+        return cls(target, existing, stats, searcher, embedder, block_tokens)
+
+    def refresh(
+        self, *, progress: Callable[..., None] | None = None, wait_message: Callable[[], None] | None = None,
+    ) -> IndexStats:
+        """Pick up changed files (embedding only those) and reload; returns what changed."""
+        how = self.data.meta.get("aggregation") or DEFAULT_AGGREGATION
+        stats = build_index(self.target.root, self._embedder, self._block_tokens, how, False, progress, wait_message)
+        data = load_index(self.target.root)
+        if data is None:
+            raise InputError(f"the index of {self.target.root} could not be written or read")
+        old = self.searcher
+        self.data, self.stats = data, stats
+        self.searcher = Searcher(data, self._embedder, old.reranker, old.vector_cache, self.target.display_prefix)
+        return stats
+
+    def filters(
+        self,
+        *,
+        languages: Sequence[str] = (),
+        globs: Sequence[str] = (),
+        paths: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+    ) -> Filters:
+        """Filters for `search`, validated: `paths` are prefixes relative to PATH (the whole of PATH
+        when none); `globs` are gitignore-style patterns relative to the index root."""
+        within = self.target.within
+        prefixes = tuple(join_prefix(within, p) for p in paths) if paths else ((within,) if within else ())
+        return Filters.checked(languages=languages, globs=globs, paths=prefixes, kinds=kinds)
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: SearchMode | str = SearchMode.hybrid,
+        filters: Filters | None = None,
+        fusion: Fusion | str = Fusion.blend,
+        rerank: int = RERANK,
+    ) -> tuple[SearchHit, ...]:
+        """The best `k` units for `query`, best first (filters default to the whole of PATH)."""
+        return self.searcher.search(query, k=k, mode=mode, filters=filters if filters is not None else self.filters(),
+                                    fusion=fusion, rerank=rerank)
+
+    def warm(self, *, progress: Callable[[int, int], None] | None = None) -> WarmStats:
+        """Store the full model's vector of every block, so a query runs the full model over the query only.
+
+        Blocks already stored are skipped, so a second warm after an edit embeds only what changed.
+        """
+        import time
+
+        if self.searcher.reranker is None:
+            raise InputError(
+                f"the index of {self.target.root} is built with {self.data.meta.get('model')}, whose block vectors "
+                "already come from the full model; --warm is for static indexes"
+            )
+        started = time.perf_counter()
+        blocks, embedded = self.searcher.warm(progress=progress)
+        return WarmStats(blocks, embedded, time.perf_counter() - started)
 
 
-@dataclass
-class OpenIndex:
-    """A loaded index ready to query, with what refreshing it did."""
-
-    target: Target
-    data: IndexData
-    stats: IndexStats | None
-    searcher: Searcher
-
-
-def open_index(
+def index(
     path: str | os.PathLike = ".",
+    *,
     embed_model: str | None = None,
-    refresh: bool = True,
-    rerank: bool = True,
+    rebuild: bool = False,
     block_tokens: int = DEFAULT_BLOCK_TOKENS,
-    aggregation: str | None = None,
+    aggregation: Aggregation | str = DEFAULT_AGGREGATION,
     progress: Callable[..., None] | None = None,
     wait_message: Callable[[], None] | None = None,
-    embedder=None,
-    reranker=None,
-) -> OpenIndex:
-    """Refresh (or build) the index that covers PATH and load it for searching."""
+    embedder: Embedder | None = None,
+) -> IndexStats:
+    """Build or refresh the index of a directory; only new and changed files are embedded."""
     target = resolve_target(path)
-    reranker_name = None
-    existing = load_index(target.root) if not refresh else None
-    walked = precheck_new_index(target.root) if refresh or existing is None else None  # fail fast
+    if target.within and (target.root / target.within).is_file():
+        raise InputError(f"{path} is a file; index a directory")
+    how = parse_choice(Aggregation, aggregation, "aggregation").value
+    walked = precheck_new_index(target.root)  # fail fast, before an embedder is loaded or built
     if embedder is None:
-        embedder, reranker_name = load_search_embedder(embed_model)
-    stats = None
-    how = aggregation or (existing.meta.get("aggregation") if existing else None) or DEFAULT_AGGREGATION
-    if refresh or existing is None:
-        stats = build_index(target.root, embedder, block_tokens, how, False, progress, wait_message, walked)
-        existing = load_index(target.root)
-    if existing is None:
-        raise InputError(f"the index of {target.root} could not be written or read")
-    if existing.meta.get("model") != embedder.model_id:
-        raise InputError(
-            f"the index of {target.root} was built with {existing.meta.get('model')}, not {embedder.model_id}; "
-            "run `lctk index` or drop --no-refresh"
-        )
-    vector_cache = None
-    if rerank and reranker is None and reranker_name:
-        from lctk.compress.cache import open_score_cache
-        from lctk.models.loader import load_embedder
-
-        reranker = load_embedder(reranker_name)
-        vector_cache = open_score_cache(index_location(target.root) / "vectors.sqlite", "reranker vector cache")
-    searcher = Searcher(existing, embedder, reranker if rerank else None, vector_cache, target.display_prefix)
-    return OpenIndex(target, existing, stats, searcher)
+        embedder, _ = load_search_embedder(embed_model)
+    return build_index(target.root, embedder, block_tokens, how, rebuild, progress, wait_message, walked)
 
 
 def search(
     query: str,
     path: str | os.PathLike = ".",
+    *,
     k: int = 10,
-    mode: str = "hybrid",
+    mode: SearchMode | str = SearchMode.hybrid,
     languages: Sequence[str] = (),
     globs: Sequence[str] = (),
     paths: Sequence[str] = (),
@@ -176,7 +236,7 @@ def search(
     embed_model: str | None = None,
     refresh: bool = True,
     rerank: int = RERANK,
-    fusion: str = "blend",
+    fusion: Fusion | str = Fusion.blend,
 ) -> tuple[SearchHit, ...]:
     """Search the code under PATH (indexing it first if needed); returns frozen hits, best first.
 
@@ -185,23 +245,19 @@ def search(
     """
     if not query or not query.strip():
         raise InputError("empty query; say what you are looking for")
-    opened = open_index(path, embed_model, refresh=refresh, rerank=rerank > 0)
-    within = [opened.target.within] if opened.target.within else []
-    prefixes = tuple(join_prefix(opened.target.within, p) for p in paths) if paths else tuple(within)
-    filters = Filters(tuple(languages), tuple(globs), prefixes, tuple(kinds))
-    return opened.searcher.search(query, k=k, mode=mode, filters=filters, fusion=fusion, rerank=rerank)
+    opened = CodeIndex.open(path, embed_model=embed_model, refresh=refresh, rerank=rerank > 0)
+    filters = opened.filters(languages=languages, globs=globs, paths=paths, kinds=kinds)
+    return opened.search(query, k=k, mode=mode, filters=filters, fusion=fusion, rerank=rerank)
 
 
 def join_prefix(base: str, prefix: str) -> str:
-    """A --path prefix given relative to PATH, made relative to the index root."""
+    """A path prefix given relative to PATH, made relative to the index root."""
     import posixpath
-
-    from lctk.errors import InputError
 
     cleaned = prefix.strip().strip("/")
     if cleaned in ("", "."):
         return base
     joined = posixpath.normpath(f"{base}/{cleaned}" if base else cleaned)
     if prefix.strip().startswith("/") or joined == ".." or joined.startswith("../"):
-        raise InputError(f"--path {prefix!r} is outside the searched directory; give a path inside it")
+        raise InputError(f"path {prefix!r} is outside the searched directory; give a path inside it")
     return "" if joined == "." else joined

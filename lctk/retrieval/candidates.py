@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lctk.compress.cache import content_hash
 from lctk.retrieval.indexer import unit_tokens
-from lctk.retrieval.lexical import BM25
 from lctk.retrieval.ranking import DENSE_WEIGHT, STAGE_ONE_DENSE_WEIGHT, SYMBOL_DENSE_WEIGHT, fuse, is_symbol_query, query_tokens
 from lctk.retrieval.units import embedded_text
+from lctk.score_cache import content_hash
+from lctk.sources.lexical import BM25
 
 RERANK_CHUNKS = 128  # chunks re-scored by the full embedder: static hybrid recall@128 was 90%, and up to
 # ~200 texts the full model runs in NumPy, without importing torch (models.loader.SplitRuntimeEmbedder)

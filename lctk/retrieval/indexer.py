@@ -6,21 +6,18 @@ The on-disk layout, reading and the atomic generation write live in lctk.retriev
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from lctk.compress.cache import content_hash
 from lctk.errors import CacheError, InputError
-from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
 from lctk.retrieval.store import (
-    AGGREGATIONS,
     CHECKPOINT_FILE,
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
@@ -37,10 +34,13 @@ from lctk.retrieval.store import (
     write_generation,
 )
 from lctk.retrieval.units import SPLITTER_VERSION, Block, Unit, block_headers, embedded_text, split_file
+from lctk.score_cache import content_hash
 from lctk.sources.chunking import parse_text, text_lines
+from lctk.sources.lexical import compound_identifiers, identifier_tokens
 from lctk.sources.secrets import REDACTION_VERSION, redact_text
 from lctk.sources.walk import SkippedFile, WalkResult, decode_source, printable_path, walk_sources
 from lctk.storage import atomic_write_bytes, waiting_lock
+from lctk.vocabulary import Aggregation, parse_choice
 
 log = logging.getLogger("lctk.retrieval.store")  # same logger name as before the split: messages unchanged
 
@@ -85,8 +85,7 @@ def build_index(
     root = root.resolve()
     if not root.is_dir():
         raise InputError(f"not a directory: {root}")
-    if aggregation not in AGGREGATIONS:
-        raise InputError(f"unknown aggregation '{aggregation}'; use one of: {', '.join(AGGREGATIONS)}")
+    aggregation = parse_choice(Aggregation, aggregation, "aggregation").value
     limit = min(block_tokens, max(embedder.max_tokens - 2, 8))
     directory = index_location(root)
     prepare_index_directory(directory, root)
@@ -173,7 +172,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         except OSError as exc:
             skipped.append(SkippedFile(relative, f"unreadable ({exc.strerror or exc})"))
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        digest = content_hash(data)
         if previous and previous[1].sha256 == digest:
             rows.append((previous[0], replace(previous[1], size=info.st_size, mtime_ns=info.st_mtime_ns)))
             counts["unchanged"] += 1
@@ -278,7 +277,7 @@ class _EmbedCheckpoint:
     """
 
     def __init__(self, path: Path, model_key: str):
-        from lctk.compress.cache import open_score_cache
+        from lctk.score_cache import open_score_cache
 
         self.path, self.model_key = path, model_key
         self._resumable = path.exists()  # a fresh checkpoint holds nothing to look up
@@ -329,7 +328,7 @@ def _embed_pending(pending: list[_FileRows], embedder, progress: Progress | None
         vectors = embedder.embed([rows.embed_texts[i] for rows, i, _ in queue])
         checkpoint.put([key for _, _, key in queue], vectors)
         for (rows, i, _), vector in zip(queue, vectors):
-            rows.vectors[i] = vector
+            cast(np.ndarray, rows.vectors)[i] = vector  # allocated before its blocks were queued
         done, embedded, queue = done + len(queue), embedded + len(queue), []
         if progress is not None:
             rate = embedded / max(time.perf_counter() - started, 1e-9)
@@ -368,7 +367,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
             unit_blocks.append(np.array([(u.block_start, u.block_end) for u in item.units], dtype=np.int64).reshape(-1, 2) + n_blocks)
             block_lines.append(np.array([(b.start_line, b.end_line) for b in item.blocks], dtype=np.int32).reshape(-1, 2))
             block_chars.append(np.array(item.block_chars, dtype=np.int64).reshape(-1, 2))
-            block_vectors.append(item.vectors)
+            block_vectors.append(cast(np.ndarray, item.vectors))  # every file has blocks: _embed_pending filled them
             block_keys.append(block_digests(item.embed_texts))
             for counts in item.unit_counts:
                 ids = np.array([vocab.setdefault(term, len(vocab)) for term in counts], dtype=np.int32)
@@ -376,6 +375,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
             n_new_units, n_new_blocks = len(item.units), len(item.blocks)
         else:
             old_index, entry = item
+            old = cast(IndexData, old)  # rows are reused only from an old index
             previous = old.files[old_index]
             us, ue, bs, be = previous.unit_start, previous.unit_end, previous.block_start, previous.block_end
             kinds += old.unit_kind[us:ue]
@@ -389,7 +389,7 @@ def _assemble(rows, old: IndexData | None, aggregation: str) -> dict:
             block_keys.append(old.block_keys[bs:be] if old.block_keys is not None else np.zeros((be - bs, 32), np.uint8))
             for unit in range(us, ue):
                 a, b = old.unit_term_offsets[unit], old.unit_term_offsets[unit + 1]
-                terms = old_vocab[old.unit_terms[a:b]]
+                terms = cast(np.ndarray, old_vocab)[old.unit_terms[a:b]]
                 ids = np.array([vocab.setdefault(term, len(vocab)) for term in terms], dtype=np.int32)
                 term_rows.append((ids, old.unit_tfs[a:b]))
             n_new_units, n_new_blocks = ue - us, be - bs

@@ -11,31 +11,34 @@ at a fraction of its indexing cost. Filters restrict the candidate set before an
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from lctk.compress.cache import content_hash
 from lctk.errors import InputError
-from lctk.retrieval.lexical import compound_identifiers, identifier_tokens
 from lctk.retrieval.store import IndexData, aggregate
-from lctk.sources.walk import printable_path
 from lctk.retrieval.units import (
     FILE,
+    UNIT_KINDS,
     Unit,
     block_headers,
     embedded_text,
     innermost_units,
 )
+from lctk.score_cache import content_hash
+from lctk.sources.lexical import bm25_scores, compound_identifiers, identifier_tokens
+from lctk.sources.walk import printable_path
+from lctk.vocabulary import Fusion, SearchMode, parse_choice
+
+if TYPE_CHECKING:
+    from lctk.sources.secrets import RedactedText
 
 log = logging.getLogger(__name__)
 
-MODES = ("hybrid", "dense", "lexical")
-FUSIONS = ("blend", "rrf")
 LIFT = 0.5  # weight of the best block in a unit's dense score (bench/search.py)
 DENSE_WEIGHT = 0.9  # blend weight of the dense signal for natural-language queries (bench/search.py)
 STAGE_ONE_DENSE_WEIGHT = 0.7  # ... when a reranker follows: static vectors are weaker, BM25 helps recall
@@ -67,10 +70,29 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class Filters:
+    """What a search may return; an empty field restricts nothing."""
+
     languages: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # posix prefixes relative to the index root ("" = everything)
     kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def checked(
+        cls, *, languages: Sequence[str] = (), globs: Sequence[str] = (), paths: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+    ) -> Filters:
+        """Filters with languages lower-cased and every language and kind checked against lctk's names."""
+        from lctk.sources.languages import LANGUAGES
+
+        known = set(LANGUAGES) | {"text"}
+        for language in languages:
+            if language.lower() not in known:
+                raise InputError(f"unknown language {language!r}; use one of: {', '.join(sorted(known))}")
+        for kind in kinds:
+            if kind not in UNIT_KINDS:
+                raise InputError(f"unknown unit kind {kind!r}; use one of: {', '.join(UNIT_KINDS)}")
+        return cls(tuple(language.lower() for language in languages), tuple(globs), tuple(paths), tuple(kinds))
 
 
 def is_symbol_query(query: str) -> bool:
@@ -104,28 +126,6 @@ def candidate_mask(index: IndexData, filters: Filters) -> np.ndarray:
         kinds = set(filters.kinds)
         mask &= np.array([kind in kinds for kind in index.unit_kind], dtype=bool)
     return mask
-
-
-def bm25_scores(index: IndexData, tokens: Sequence[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
-    """BM25 of every unit for the query terms, from the index's inverted lists."""
-    vocab, offsets, post_units, post_tfs, lengths = index.postings()
-    scores = np.zeros(index.n_units)
-    if not index.n_units:
-        return scores
-    average = float(lengths.mean()) or 1.0
-    norm = k1 * (1 - b + b * lengths / average)
-    n = index.n_units
-    for term in set(tokens):
-        term_id = vocab.get(term)
-        if term_id is None:
-            continue
-        start, end = offsets[term_id], offsets[term_id + 1]
-        if start == end:
-            continue
-        units, tfs = post_units[start:end], post_tfs[start:end]
-        idf = np.log(1 + (n - (end - start) + 0.5) / ((end - start) + 0.5))
-        scores[units] += idf * tfs * (k1 + 1) / (tfs + norm[units])
-    return scores
 
 
 def range_max(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
@@ -179,12 +179,13 @@ class Searcher:
         self.vector_cache = vector_cache
         self.display_prefix = display_prefix
         self.aggregation = index.meta.get("aggregation", "mean")
-        self._file_texts: dict[int, object] = {}  # file index -> RedactedText, or None when stale
+        self._file_texts: dict[int, RedactedText | None] = {}  # file index -> RedactedText, or None when stale
         self._headers: dict[int, list[str]] = {}
         self._by_display: dict[str, int] | None = None  # display path -> file index, built on first use
         self._units: dict[int, list[Unit]] = {}
         self._last_query: str | None = None
-        self._last_vector = self._last_block_cos = None
+        self._last_vector: np.ndarray | None = None
+        self._last_block_cos: np.ndarray | None = None
         self._block_ends = np.array([f.block_end for f in index.files], dtype=np.int64)
 
     def search(
@@ -194,10 +195,10 @@ class Searcher:
     ) -> tuple[SearchHit, ...]:
         if not query.strip():
             raise InputError("empty query; say what you are looking for")
-        if mode not in MODES:
-            raise InputError(f"unknown mode '{mode}'; use one of: {', '.join(MODES)}")
+        mode = parse_choice(SearchMode, mode, "mode").value
+        fusion = parse_choice(Fusion, fusion, "fusion").value
         if k < 1:
-            raise InputError(f"-k must be at least 1 (got {k})")
+            raise InputError(f"k must be at least 1 (got {k})")
         index = self.index
         candidates = np.flatnonzero(candidate_mask(index, filters))
         if not len(candidates):
@@ -209,27 +210,28 @@ class Searcher:
             dense = self._dense(query, candidates, lift)
         lexical = None
         if mode != "dense":
-            lexical = bm25_scores(index, query_tokens(query))[candidates]
+            lexical = bm25_scores(index.postings(), query_tokens(query))[candidates]
             if symbol:
                 lexical = lexical + self._exact_symbol_bonus(query, candidates, lexical)
         reranking = mode != "lexical" and self.reranker is not None and rerank > 0
+        # dense is set unless the mode is lexical, lexical unless it is dense
         if mode == "dense":
-            scores = dense
+            scores = cast(np.ndarray, dense)
         elif mode == "lexical":
-            scores = lexical
+            scores = cast(np.ndarray, lexical)
         else:
             first_weight = weight if not reranking or dense_weight is not None or symbol else STAGE_ONE_DENSE_WEIGHT
-            scores = fuse(dense, lexical, first_weight, fusion)
+            scores = fuse(cast(np.ndarray, dense), cast(np.ndarray, lexical), first_weight, fusion)
         order = np.argsort(-scores, kind="stable")
         best_block: dict[int, int] = {}  # candidate position -> best block, filled where needed
         if reranking:
             head = order[:rerank]
             head_dense, head_best = self._rerank_dense(query, candidates[head], lift)
             if head_dense is not None:
-                dense = dense.copy()
+                dense = cast(np.ndarray, dense).copy()  # reranking: the mode is not lexical
                 dense[head] = head_dense
                 best_block.update(zip(head.tolist(), head_best.tolist()))
-                head_scores = head_dense if mode == "dense" else fuse(head_dense, lexical[head], weight, fusion)
+                head_scores = head_dense if mode == "dense" else fuse(head_dense, cast(np.ndarray, lexical)[head], weight, fusion)
                 scores = scores.copy()
                 scores[head] = head_scores
                 # the re-scored head keeps its place above the rest: its order is the better one
@@ -248,7 +250,7 @@ class Searcher:
     def _query_vector(self, query: str) -> np.ndarray:
         if self._last_query != query:
             self._last_query, self._last_vector, self._last_block_cos = query, self.embedder.embed([query])[0], None
-        return self._last_vector
+        return cast(np.ndarray, self._last_vector)  # set with _last_query
 
     def _block_cos(self, query: str) -> np.ndarray:
         vector = self._query_vector(query)
@@ -320,7 +322,7 @@ class Searcher:
             if stored is not None and stored[b].any():
                 keys[b] = (stored[b].tobytes().hex(), "")
             elif text(b) is not None:  # an index from before stored keys, or a block of one
-                keys[b] = (content_hash(text(b)), "")
+                keys[b] = (content_hash(cast(str, text(b))), "")
             elif not report:
                 return None
         cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
@@ -372,7 +374,7 @@ class Searcher:
         """The secrets replaced in the file's text (lctk.sources.secrets.Redaction), within those lines."""
         if self.file_text(file_index) is None:
             return ()
-        return tuple(r for r in self._file_texts[file_index].redactions
+        return tuple(r for r in cast("RedactedText", self._file_texts[file_index]).redactions  # not stale: checked above
                      if first_line <= r.line and (last_line is None or r.line <= last_line))
 
     def raw_file_text(self, file_index: int) -> str | None:
@@ -382,7 +384,7 @@ class Searcher:
         entry = self.index.files[file_index]
         try:
             data = (self.index.root / entry.path).read_bytes()
-            return decode_source(data) if hashlib.sha256(data).hexdigest() == entry.sha256 else None
+            return decode_source(data) if content_hash(data) == entry.sha256 else None
         except (OSError, UnicodeDecodeError):
             return None
 

@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lctk.errors import CacheError, InputError
+from lctk.errors import CacheError
 from lctk.retrieval.units import SPLITTER_VERSION
+from lctk.sources.lexical import Postings
 from lctk.sources.secrets import REDACTION_VERSION
 from lctk.sources.walk import SkippedFile
 from lctk.storage import atomic_write_bytes, fsync_directory
+from lctk.vocabulary import Aggregation, parse_choice
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ FORMAT = 1
 ENV_INDEX_DIR = "LCTK_INDEX_DIR"
 INDEX_PARENT = ".lctk"
 DEFAULT_BLOCK_TOKENS = 128
-AGGREGATIONS = ("mean", "max", "attention")
 DEFAULT_AGGREGATION = "mean"
 CHECKPOINT_FILE = "pending.sqlite"  # vectors of a build in progress (see _EmbedCheckpoint)
 
@@ -105,13 +106,13 @@ class IndexData:
     unit_tfs: np.ndarray  # CSR: term frequencies
     unit_term_offsets: np.ndarray  # (n_units + 1,)
     block_keys: np.ndarray | None = None  # (n_blocks, 32) uint8: SHA-256 of what was embedded (None: older index)
-    _postings: tuple | None = field(default=None, repr=False)
+    _postings: Postings | None = field(default=None, repr=False)
 
     @property
     def n_units(self) -> int:
         return len(self.unit_kind)
 
-    def postings(self):
+    def postings(self) -> Postings:
         """Inverted lists (term -> units, tfs) and unit lengths, built once per load."""
         if self._postings is None:
             order = np.argsort(self.unit_terms, kind="stable")
@@ -120,7 +121,8 @@ class IndexData:
             offsets = np.concatenate(([0], np.cumsum(counts)))
             lengths = np.add.reduceat(self.unit_tfs.astype(np.float64), self.unit_term_offsets[:-1]) if len(self.unit_tfs) else np.zeros(self.n_units)
             lengths[np.diff(self.unit_term_offsets) == 0] = 0.0
-            self._postings = ({t: i for i, t in enumerate(self.vocab)}, offsets, units, self.unit_tfs[order].astype(np.float64), lengths)
+            self._postings = Postings({t: i for i, t in enumerate(self.vocab)}, offsets, units,
+                                      self.unit_tfs[order].astype(np.float64), lengths)
         return self._postings
 
 
@@ -236,6 +238,7 @@ def aggregate(block_vectors: np.ndarray, ranges: np.ndarray, how: str) -> np.nda
     Attention pooling is parameter-free: block weights are softmax(sqrt(d) * cos(block, mean)),
     so blocks typical of the unit count more than stray ones.
     """
+    how = parse_choice(Aggregation, how, "aggregation").value
     d = block_vectors.shape[1] if block_vectors.ndim == 2 else 0
     out = np.zeros((len(ranges), d), dtype=np.float32)
     if not len(ranges):
@@ -243,7 +246,7 @@ def aggregate(block_vectors: np.ndarray, ranges: np.ndarray, how: str) -> np.nda
     if how == "mean":
         cumulative = np.vstack([np.zeros((1, d), np.float64), np.cumsum(block_vectors, axis=0, dtype=np.float64)])
         out[:] = cumulative[ranges[:, 1]] - cumulative[ranges[:, 0]]
-    elif how in ("max", "attention"):
+    else:  # max or attention
         scale = np.sqrt(d)
         for row, (start, end) in enumerate(ranges):
             vectors = block_vectors[start:end]
@@ -257,8 +260,6 @@ def aggregate(block_vectors: np.ndarray, ranges: np.ndarray, how: str) -> np.nda
             logits = scale * (vectors @ (mean / norm))
             weights = np.exp(logits - logits.max())
             out[row] = (weights / weights.sum()) @ vectors
-    else:
-        raise InputError(f"unknown aggregation '{how}'; use one of: {', '.join(AGGREGATIONS)}")
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms == 0, 1.0, norms)
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from lctk.sources.languages import LANGUAGES, LanguageSpec, parser_for
+
+if TYPE_CHECKING:
+    from tree_sitter import Tree
 
 FUNCTION, METHOD, CLASS, TYPE, MODULE, BLOCK = "function", "method", "class", "type", "module", "block"
 MAX_CONTAINER_DEPTH = 32  # deeper class/namespace nesting is kept whole (tree-sitter trees can be 10k deep)
@@ -55,7 +59,7 @@ class ParsedText:
     text: str
     data: bytes  # the text as UTF-8 (surrogateescape), what the tree's byte offsets refer to
     spec: LanguageSpec | None
-    tree: object | None  # tree_sitter.Tree
+    tree: Tree | None
 
 
 def parse_text(text: str, language: str | None) -> ParsedText:
@@ -175,12 +179,12 @@ def _body(node):
     return body
 
 
-def _collect(parent, data, spec, boundaries, scope, context, depth) -> None:
+def _collect(parent, data, spec, boundaries, scope, context: tuple[str, tuple[int, ...]], depth) -> None:
     """Add a boundary at each definition among `parent`'s children (recursing into containers).
 
     `context` is (enclosing class lines as text, their 1-based line numbers).
     """
-    attached_from = None  # start of a run of comments/decorators directly above what follows
+    attached_from: int | None = None  # start of a run of comments/decorators directly above what follows
     previous_end_row = -2
     for child in parent.children:
         if child.type in spec.attachments:
@@ -201,7 +205,7 @@ def _collect(parent, data, spec, boundaries, scope, context, depth) -> None:
             continue
         kind, inner = found
         adjacent = attached_from is not None and child.start_point.row <= previous_end_row + 1
-        start = _line_start(data, attached_from if adjacent else child.start_byte)
+        start = _line_start(data, cast(int, attached_from) if adjacent else child.start_byte)
         name = _name(inner, data)
         qualified = ".".join((*scope, name)) if name else ".".join(scope)
         if kind == FUNCTION and scope:
@@ -240,7 +244,7 @@ def _spans_to_chunks(data: bytes, boundaries: list[_Boundary]) -> list[Chunk]:
             continue
         start = boundary.position
         if spans and not boundary.is_definition:
-            blank = re.match(rb"(?:[ \t]*\n)*", data[start:end]).end()
+            blank = cast("re.Match[bytes]", re.match(rb"(?:[ \t]*\n)*", data[start:end])).end()  # matches "" at worst
             spans[-1][1] = start = start + blank  # blank lines after a definition belong to it
         if start >= end:
             continue

@@ -125,7 +125,7 @@ def language_for_path(path: str | PurePath, first_line: str = "") -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parser_for(language: str):
     """Return a tree-sitter Parser for `language`, or None when its grammar wheel is missing."""
     spec = LANGUAGES[language]

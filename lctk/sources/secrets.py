@@ -202,7 +202,8 @@ def with_redacted_sources(sources, redact: bool = True):
     """SourceText items with secrets replaced, and the redactions (nothing changes when `redact` is off)."""
     if not redact:
         return list(sources), ()
-    out, found = [], []
+    out: list = []
+    found: list[Redaction] = []
     for source in sources:
         result = redact_text(source.text, source.path)
         out.append(replace(source, text=result.text) if result.redactions else source)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lctk.errors import InputError
 from lctk.sources.languages import language_for_path
+from lctk.sources.text import SourceText
 
 MAX_FILE_BYTES = 1_000_000
 SNIFF_BYTES = 65536
@@ -289,7 +290,6 @@ def gather_sources(
     max_file_bytes: int = MAX_FILE_BYTES,
 ):
     """Resolve command-line inputs to (SourceText list, SkippedFile list); '-' stands for `stdin_text`."""
-    from lctk.compress.model import SourceText
 
     sources: list[SourceText] = []
     skipped: list[SkippedFile] = []

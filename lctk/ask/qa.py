@@ -1,11 +1,11 @@
 """`ask`: answer questions over a document of any length (hybrid or InfiniRetri retrieval + an answer model).
 
-`ask(path, question)` is the Python API (`lctk.retrieval.ask`): it loads the document and the
+`ask(path, question)` is the Python API (`lctk.ask.ask`): it loads the document and the
 default models and returns a frozen `AskResult`; `ask_many(path, questions)` loads and prepares
 once and yields one result per question; `prepare(...)` + `answer(...)` do the work with models
 the caller already holds. Retrieval reads attention, so its model always runs on torch; the
 answer runs on the backend chosen for generation, from the `answer_sentences` best kept
-sentences, and is checked against them (lctk.retrieval.grounding). In `attention` mode the
+sentences, and is checked against them (lctk.ask.grounding). In `attention` mode the
 retrieval state is checkpointed after every window under the cache dir, keyed by document,
 question, settings and model, so an interrupted run continues with `resume=True`; `hybrid` and
 `prior` take seconds and keep no checkpoint.
@@ -14,7 +14,6 @@ question, settings and model, so an interrupted run continues with `resume=True`
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -22,15 +21,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
+from lctk.ask.grounding import close_stream, first_line, supported
+from lctk.ask.hybrid import hybrid_select
+from lctk.ask.infiniretri import RetrievalState, retrieve
+from lctk.ask.prior import SentencePrior
+from lctk.ask.settings import RetrievalMode, RetrievalSettings
 from lctk.documents.load import Document, load_document
 from lctk.documents.sentences import Sentence, Window, fit_sentences, split_sentences, windows_of
 from lctk.errors import InputError
-from lctk.retrieval.grounding import close_stream, first_line, supported
-from lctk.retrieval.hybrid import hybrid_select
-from lctk.retrieval.infiniretri import RetrievalState, retrieve
-from lctk.retrieval.prior import SentencePrior
-from lctk.retrieval.settings import RetrievalMode, RetrievalSettings
+from lctk.models.protocols import AttentionLanguageModel, Embedder, LanguageModel
+from lctk.score_cache import content_hash
+from lctk.vocabulary import Backend
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ def respond(answerer, evidence: Sequence[Evidence], question: str, max_tokens: i
     """Answer `question` from `evidence` (document order) with `answerer`; return (answer, stats).
 
     With `check` the reply is held until it is complete and replaced by REFUSAL when the model
-    refuses in its own words or the evidence does not support it (lctk.retrieval.grounding);
+    refuses in its own words or the evidence does not support it (lctk.ask.grounding);
     without, it streams to `on_piece` as generated. No evidence: REFUSAL, and no model runs.
     Answers copy spans of the evidence, so tokens are drafted from the prompt (`lookup_tokens`
     at a time) and checked in one pass: the same text as plain greedy decoding, sooner.
@@ -154,9 +157,9 @@ def _refuses(reply: str) -> bool:
 
 
 def checkpoint_path(cache: Path, document: Document, question: str, settings: RetrievalSettings, model_id: str) -> Path:
-    key = json.dumps([hashlib.sha256(document.text.encode("utf-8", "surrogateescape")).hexdigest(), question.strip(),
+    key = json.dumps([content_hash(document.text), question.strip(),
                       asdict(settings), model_id])
-    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    return cache / f"{content_hash(key)[:24]}.json"
 
 
 def _load_checkpoint(path: Path, windows: int) -> RetrievalState | None:
@@ -177,15 +180,15 @@ def _save_checkpoint(path: Path, state: RetrievalState) -> None:
 def ask(
     document: str | os.PathLike | Document,
     question: str,
+    *,
     model: str | None = None,
-    backend: str = "auto",
+    backend: Backend | str = Backend.auto,
     retrieval_model: str | None = None,
     settings: RetrievalSettings = RetrievalSettings(),
     max_tokens: int = 256,
     resume: bool = False,
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[str], None] | None = None,
-    *,
     check: bool = True,
 ) -> AskResult:
     """Answer `question` from a document (a path, or a `Document` from `document_from_text`).
@@ -195,22 +198,22 @@ def ask(
     """
     if not question.strip():
         raise InputError("empty question; ask something")
-    return next(ask_many(document, [question], model, backend, retrieval_model, settings, max_tokens, resume,
-                         on_window, lambda _index, piece: on_piece(piece) if on_piece else None, check=check))
+    return next(ask_many(document, [question], model=model, backend=backend, retrieval_model=retrieval_model, settings=settings, max_tokens=max_tokens, resume=resume,
+                         on_window=on_window, on_piece=lambda _index, piece: on_piece(piece) if on_piece else None, check=check))
 
 
 def ask_many(
     document: str | os.PathLike | Document,
     questions: Sequence[str],
+    *,
     model: str | None = None,
-    backend: str = "auto",
+    backend: Backend | str = Backend.auto,
     retrieval_model: str | None = None,
     settings: RetrievalSettings = RetrievalSettings(),
     max_tokens: int = 256,
     resume: bool = False,
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[int, str], None] | None = None,
-    *,
     check: bool = True,
 ) -> Iterator[AskResult]:
     """Answer each question in turn, loading the models and reading the document once; yields results in order.
@@ -230,13 +233,14 @@ def ask_many(
     retrieval_name, answer_name = retrieval_model or role_model("attention").value, role_model("answer", model).value
     for name in (retrieval_name, answer_name):  # a mistyped name fails now, not after a model has loaded
         resolve_model(name, LM)
-    retriever, _ = load_language_model(retrieval_name, "attention", "torch")
+    loaded, _ = load_language_model(retrieval_name, "attention", "torch")
+    retriever = cast(AttentionLanguageModel, loaded)  # loaded for the attention operation
     answerer, choice = load_language_model(answer_name, "generate", backend)
     prepared = prepare(document, retriever, settings, prior_embedder(settings))
     for index, question in enumerate(questions):
         pieces = (lambda piece, at=index: on_piece(at, piece)) if on_piece is not None else None
-        yield answer(prepared, question, retriever, answerer, choice.backend, settings, max_tokens,
-                     writable_cache_subdir("ask"), resume, on_window, pieces, check=check)
+        yield answer(prepared, question, retriever=retriever, answerer=answerer, answer_backend=choice.backend, settings=settings, max_tokens=max_tokens,
+                     checkpoint_dir=writable_cache_subdir("ask"), resume=resume, on_window=on_window, on_piece=pieces, check=check)
 
 
 def question_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
@@ -253,6 +257,7 @@ def question_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
 def read_questions(path: str | os.PathLike) -> list[str]:
     """Questions from a file: one per line ('#' lines and blank lines skipped), or JSON lines with a "question"."""
     questions = []
+    line: str | None  # a JSON line's "question" may be missing or not a string
     for number, line in question_lines(path):
         if line.startswith("#"):
             continue
@@ -305,8 +310,8 @@ class PreparedDocument:
         )
 
 
-def prepare(document: Document, retriever, settings: RetrievalSettings = RetrievalSettings(),
-            embedder=None) -> PreparedDocument:
+def prepare(document: Document, retriever: LanguageModel, settings: RetrievalSettings = RetrievalSettings(),
+            embedder: Embedder | None = None) -> PreparedDocument:
     """Split `document` into sentences, count them in `retriever`'s tokens and pack its windows."""
     started = time.perf_counter()
     sentences = split_sentences(document.text)
@@ -321,8 +326,9 @@ def prepare(document: Document, retriever, settings: RetrievalSettings = Retriev
 def answer(
     document: Document | PreparedDocument,
     question: str,
-    retriever,
-    answerer,
+    *,
+    retriever: AttentionLanguageModel,
+    answerer: LanguageModel,
     answer_backend: str = "",
     settings: RetrievalSettings = RetrievalSettings(),
     max_tokens: int = 256,
@@ -330,8 +336,7 @@ def answer(
     resume: bool = False,
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[str], None] | None = None,
-    *,
-    embedder=None,
+    embedder: Embedder | None = None,
     check: bool = True,
 ) -> AskResult:
     """Find evidence for `question` (settings.mode), then answer with `answerer` (streamed to on_piece).

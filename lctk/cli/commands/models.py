@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from lctk.options import FormatOption, OutputFormat
+from lctk.cli.options import FormatOption, OutputFormat
 
 
 def models(output_format: FormatOption = OutputFormat.text) -> None:
     """List model aliases, where their weights are, and the defaults in effect."""
     import importlib.util
 
-    from lctk import render
-    from lctk.console import write_stdout
+    from lctk.cli import render
+    from lctk.cli.console import write_stdout
     from lctk.models import registry
 
     infos = registry.describe_models()

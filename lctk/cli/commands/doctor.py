@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lctk.options import BackendOption, EmbedModelOption, FormatOption, ModelOption, OutputFormat
+from lctk.cli.options import BackendOption, EmbedModelOption, FormatOption, ModelOption, OutputFormat
 
 
 def doctor(
@@ -17,10 +17,10 @@ def doctor(
     output_format: FormatOption = OutputFormat.text,
 ) -> None:
     """Check backends, hardware, cache and each role's model (loads it and asks for 5 tokens)."""
-    from lctk import render
-    from lctk.console import print_error, write_stdout
+    from lctk.cli import render
+    from lctk.cli.console import print_error, write_stdout
+    from lctk.cli.options import backend_value
     from lctk.diagnostics import run_doctor
-    from lctk.options import backend_value
 
     report = run_doctor(load_models=not quick, model=model, embed_model=embed_model, backend=backend_value(backend))
     write_stdout(render.doctor_json(report) if output_format == OutputFormat.json else render.doctor_text(report))

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lctk.ask.infiniretri import prompt_parts, sentence_attention
+from lctk.ask.settings import RetrievalSettings
 from lctk.documents.sentences import Sentence, windows_of
-from lctk.retrieval.infiniretri import prompt_parts, sentence_attention
-from lctk.retrieval.settings import RetrievalSettings
 
 
 @dataclass(frozen=True)

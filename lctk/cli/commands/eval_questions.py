@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lctk.options import OutputFormat
+from lctk.cli.options import OutputFormat
 
 
 def eval_questions(path: str, document: str | None, max_tokens: int, retrieval_model: str | None, model: str | None,
@@ -12,12 +12,12 @@ def eval_questions(path: str, document: str | None, max_tokens: int, retrieval_m
     """Ask every question of `path` (grouped by document, each read once) and print the scores."""
     import json
 
+    from lctk.ask.qa import REFUSAL, ask_many
+    from lctk.cli.console import progress_callback, write_stdout
     from lctk.config import writable_cache_subdir
-    from lctk.console import progress_callback, write_stdout
     from lctk.documents.load import load_document
     from lctk.errors import InputError
     from lctk.evaluation.questions import load_questions, score, summarize
-    from lctk.retrieval.qa import REFUSAL, ask_many
 
     questions = load_questions(path)
     groups: dict[str, list] = {}
@@ -31,7 +31,7 @@ def eval_questions(path: str, document: str | None, max_tokens: int, retrieval_m
     rows = []
     with progress_callback("eval ask (questions)", log_every=30.0) as on_progress:
         for name, asked in groups.items():
-            results = ask_many(loaded[name], [q.question for q in asked], model, backend, retrieval_model,
+            results = ask_many(loaded[name], [q.question for q in asked], model=model, backend=backend, retrieval_model=retrieval_model,
                                max_tokens=max_tokens)
             for question, result in zip(asked, results):
                 evidence = "\n".join(e.text for e in result.evidence)

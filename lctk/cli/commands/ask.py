@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import typer
 
-from lctk.options import BackendOption, ModelOption
-from lctk.retrieval.settings import RetrievalMode, RetrievalSettings
+from lctk.ask.settings import RetrievalMode, RetrievalSettings
+from lctk.cli.options import BackendOption, ModelOption
 
 DEFAULTS = RetrievalSettings()
 
@@ -45,16 +45,16 @@ def ask(
     """Answer from a long document: evidence found by a lexical+dense prior and the model's attention, answer on --backend."""
     from dataclasses import replace
 
+    from lctk.ask.qa import ask_many, read_questions
+    from lctk.cli.console import progress_callback, read_stdin_text
+    from lctk.cli.options import backend_value
     from lctk.config import writable_cache_subdir
-    from lctk.console import progress_callback, read_stdin_text
     from lctk.documents.load import document_from_text, load_document
     from lctk.errors import UsageError
-    from lctk.options import backend_value
-    from lctk.retrieval.qa import ask_many, read_questions
 
     if (question is None) == (questions_file is None):
         raise UsageError("give one question, or a file of questions with -Q (not both)")
-    questions = [question] if question is not None else read_questions(questions_file)
+    questions = [question] if question is not None else read_questions(cast(str, questions_file))  # one of the two
     if question is not None and not question.strip():
         from lctk.errors import InputError
 
@@ -66,8 +66,8 @@ def ask(
     streaming = stream and output_format == AskFormat.text
     printer = _Printer(doc, output_format, many, show_evidence, streaming, questions)
     with progress_callback("reading", log_every=30.0) as on_progress:
-        results = ask_many(doc, questions, model, backend_value(backend), retrieval_model, settings, max_tokens,
-                           resume, _window_progress(on_progress), printer.piece if streaming else None, check=check)
+        results = ask_many(doc, questions, model=model, backend=backend_value(backend), retrieval_model=retrieval_model, settings=settings, max_tokens=max_tokens,
+                           resume=resume, on_window=_window_progress(on_progress), on_piece=printer.piece if streaming else None, check=check)
         for index, result in enumerate(results):
             printer.result(index, result)
     printer.close()
@@ -102,7 +102,7 @@ class _Printer:
         self.started: set[int] = set()
 
     def piece(self, index: int, text: str) -> None:
-        from lctk.console import write_stdout
+        from lctk.cli.console import write_stdout
 
         if index not in self.started:
             self.started.add(index)
@@ -114,7 +114,7 @@ class _Printer:
         import json
         from dataclasses import asdict
 
-        from lctk.console import err_console, write_stdout
+        from lctk.cli.console import err_console, write_stdout
 
         record = {"question": self.questions[index], **asdict(result)}
         if self.format == AskFormat.jsonl:
@@ -137,7 +137,7 @@ class _Printer:
     def close(self) -> None:
         import json
 
-        from lctk.console import write_stdout
+        from lctk.cli.console import write_stdout
 
         if self.format == AskFormat.json:
             payload = self.collected if self.many else self.collected[0]

@@ -12,20 +12,18 @@ not answer were mostly unsupported, right answers almost always supported.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from lctk.retrieval.prior import content_terms
-
-_WORDS = re.compile(r"[a-z0-9]+")
+from lctk.ask.prior import content_terms
+from lctk.sources.lexical import plain_words
 
 SUPPORTED_SHARE = 0.75  # share of the answer's new content words that must occur in the evidence
 
 
 def supported(answer: str, evidence: Sequence[str], question: str) -> bool:
     """True when the answer is copied from the evidence, or most of its content words beyond the question's are in it."""
-    words = " ".join(_WORDS.findall(answer.lower()))
-    if words and f" {words} " in f" {' '.join(_WORDS.findall(' '.join(evidence).lower()))} ":
+    words = " ".join(plain_words(answer))
+    if words and f" {words} " in f" {' '.join(plain_words(' '.join(evidence)))} ":
         return True
     asked = set(content_terms(question))
     new = [term for term in content_terms(answer) if term not in asked]

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from lctk.options import EmbedModelOption, FormatOption, OutputFormat
+from lctk.cli.options import EmbedModelOption, FormatOption, OutputFormat
+from lctk.vocabulary import Aggregation, Fusion, SearchMode
 
 
 class SearchFormat(str, Enum):
@@ -16,23 +17,6 @@ class SearchFormat(str, Enum):
     text = "text"
     json = "json"
     jsonl = "jsonl"
-
-
-class Mode(str, Enum):
-    hybrid = "hybrid"
-    dense = "dense"
-    lexical = "lexical"
-
-
-class Fusion(str, Enum):
-    blend = "blend"
-    rrf = "rrf"
-
-
-class Aggregation(str, Enum):
-    mean = "mean"
-    max = "max"
-    attention = "attention"
 
 
 def _split_values(values: list[str] | None) -> tuple[str, ...]:
@@ -44,7 +28,7 @@ def search(
     query: Annotated[str, typer.Argument(help="What you are looking for: words, a question, or a symbol name.")],
     path: Annotated[str, typer.Argument(help="Directory (or file) to search; indexed on first use.")] = ".",
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
-    mode: Annotated[Mode, typer.Option("--mode", case_sensitive=False, help="hybrid (dense + BM25), dense or lexical.")] = Mode.hybrid,
+    mode: Annotated[SearchMode, typer.Option("--mode", case_sensitive=False, help="hybrid (dense + BM25), dense or lexical.")] = SearchMode.hybrid,
     lang: Annotated[list[str] | None, typer.Option("--lang", help="Only these languages (repeatable or comma-separated; 'text' for files without a grammar).")] = None,
     glob: Annotated[list[str] | None, typer.Option("--glob", help="Only paths matching this gitignore-style glob, relative to the index root (repeatable).")] = None,
     within: Annotated[list[str] | None, typer.Option("--path", help="Only under this path prefix, relative to PATH (repeatable).")] = None,
@@ -59,10 +43,9 @@ def search(
     embed_model: EmbedModelOption = None,
 ) -> None:
     """Search code by meaning and by name (SEA split-encode-aggregate + BM25)."""
-    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.cli.console import err_console, progress_callback, write_stdout
     from lctk.errors import InputError
-    from lctk.retrieval.api import join_prefix, open_index
-    from lctk.retrieval.ranking import Filters
+    from lctk.retrieval.api import CodeIndex, join_prefix
     from lctk.retrieval.units import UNIT_KINDS
 
     if not query.strip():
@@ -72,29 +55,30 @@ def search(
     if unknown:
         raise InputError(f"unknown --kind {unknown[0]!r}; use one of: {', '.join(UNIT_KINDS)}")
     languages = _check_languages(_split_values(lang))
-    for prefix in _split_values(within) if within else ():
-        join_prefix("", prefix)  # a --path out of PATH fails now, before any indexing
+    prefixes = _split_values(within) if within else ()
+    for prefix in prefixes:
+        try:
+            join_prefix("", prefix)  # a --path out of PATH fails now, before any indexing
+        except InputError:
+            raise InputError(f"--path {prefix!r} is outside the searched directory; give a path inside it") from None
     with progress_callback("indexing") as on_progress:
-        opened = open_index(
-            path, embed_model, refresh=not no_refresh, rerank=rerank > 0 and mode != Mode.lexical,
+        opened = CodeIndex.open(
+            path, embed_model=embed_model, refresh=not no_refresh, rerank=rerank > 0 and mode != SearchMode.lexical,
             progress=on_progress, wait_message=_waiting,
         )
     if opened.stats is not None:
         _report_refresh(opened.stats)
-    base = opened.target.within
-    prefixes = tuple(join_prefix(base, p) for p in _split_values(within)) if within else ((base,) if base else ())
-    filters = Filters(languages, tuple(glob or ()), prefixes, kinds)
-    hits = opened.searcher.search(
-        query, k=k if not files_only else max(k * 5, 50), mode=mode.value, filters=filters,
-        fusion=fusion.value, rerank=rerank,
+    filters = opened.filters(languages=languages, globs=glob or (), paths=prefixes, kinds=kinds)
+    hits = opened.search(
+        query, k=k if not files_only else max(k * 5, 50), mode=mode, filters=filters, fusion=fusion, rerank=rerank,
     )
-    from lctk.retrieval.render import render_hits
+    from lctk.cli.render_search import render_hits
 
     write_stdout(render_hits(hits, opened, query, mode.value, output_format.value, context, files_only, k, not no_redact))
     if context is not None and not no_redact and not files_only:
         _report_redactions(hits, opened, context)
     if not hits:
-        err_console().print("lctk: no results" + (" (filters left no candidates)" if filters != Filters() else ""), markup=False, highlight=False)
+        err_console().print("lctk: no results" + (" (filters left no candidates)" if filters != opened.filters() else ""), markup=False, highlight=False)
 
 
 def index(
@@ -109,17 +93,18 @@ def index(
     """Build or refresh a search index; only new and changed files are re-embedded."""
     import json
 
-    from lctk.console import progress_callback, write_stdout
+    from lctk.cli.console import progress_callback, write_stdout
+    from lctk.retrieval.api import CodeIndex
     from lctk.retrieval.api import index as build
-    from lctk.retrieval.api import warm as warm_index
 
     with progress_callback("indexing") as on_progress:
-        stats = build(path, embed_model, rebuild, block_tokens, aggregate.value, on_progress, _waiting)
+        stats = build(path, embed_model=embed_model, rebuild=rebuild, block_tokens=block_tokens, aggregation=aggregate,
+                      progress=on_progress, wait_message=_waiting)
     _report_skipped(stats.skipped)
     warmed = None
     if warm:
         with progress_callback("storing full-model block vectors") as on_progress:
-            warmed = warm_index(path, embed_model, on_progress, refresh=False)  # just built
+            warmed = CodeIndex.open(path, embed_model=embed_model, refresh=False).warm(progress=on_progress)  # just built
     if output_format == OutputFormat.json:
         payload = {k_: v for k_, v in stats.__dict__.items() if k_ != "skipped"}
         payload["skipped"] = [{"path": s.display_path, "reason": s.reason} for s in stats.skipped]
@@ -147,7 +132,8 @@ def _report_redactions(hits, opened, context: int) -> None:
 
     from lctk.sources.secrets import Redaction, summarize
 
-    searcher, seen = opened.searcher, {}  # an ordered set: a line shown by two hits counts once
+    searcher = opened.searcher
+    seen: dict[Redaction, None] = {}  # an ordered set: a line shown by two hits counts once
     for hit in hits:
         file_index = searcher.file_index_of(hit.path)
         shown = (hit.block_start_line - context, hit.block_end_line + context)  # the lines render's code shows

@@ -21,9 +21,10 @@ SCHEMA_VERSION = 1
 log = logging.getLogger("lctk")
 
 
-def content_hash(text: str) -> str:
-    """SHA-256 of a text, the key for chunk contents and queries."""
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+def content_hash(content: str | bytes) -> str:
+    """SHA-256 (hex) of a text (UTF-8) or of raw bytes: the one key for file, chunk and query contents."""
+    data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogateescape")
+    return hashlib.sha256(data).hexdigest()
 
 
 GET_BATCH = 500  # keys per SELECT (SQLite allows 32,766 parameters; small statements plan fast)
@@ -152,12 +153,13 @@ class MemoryScoreCache:
 
     def get_many(self, model: str, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
         """Return values stored earlier in this run."""
-        return {key: self._values[(model, kind, *key)] for key in keys if (model, kind, *key) in self._values}
+        return {key: self._values[full] for key in keys if (full := (model, kind, *key)) in self._values}
 
     def put_many(self, model: str, kind: str, values: Mapping[tuple[str, str], np.ndarray]) -> None:
         """Keep values for the rest of the run."""
         for key, value in values.items():
-            self._values[(model, kind, *key)] = np.asarray(value, dtype=np.float32)
+            full = (model, kind, *key)
+            self._values[full] = np.asarray(value, dtype=np.float32)
 
     def close(self) -> None:
         """Nothing to release."""

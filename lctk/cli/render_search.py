@@ -25,7 +25,7 @@ def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context
         seen = seen[:k]
         if fmt == "text":
             return "".join(f"{path}\n" for path in seen)
-        rows = [{"rank": i + 1, "path": path} for i, path in enumerate(seen)]
+        rows: list[dict] = [{"rank": i + 1, "path": path} for i, path in enumerate(seen)]
         return _json(rows, opened, query, mode, fmt)
     rows = []
     for hit in hits:

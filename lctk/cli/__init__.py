@@ -1,4 +1,7 @@
-"""The `lctk` command: root Typer app, global options, and error-to-exit-code mapping."""
+"""The `lctk` command: root Typer app, global options, and error-to-exit-code mapping.
+
+The top layer: commands, shared options, console and rendering live here and nothing below imports them.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,21 @@ from typing import Annotated, Optional
 import typer
 
 from lctk import __version__
-from lctk.commands.ask import ask
-from lctk.commands.compress import compress
-from lctk.commands.doctor import doctor
-from lctk.commands.eval import eval_app
-from lctk.commands.generate import generate
-from lctk.commands.models import models
-from lctk.commands.search import index, search
-from lctk.state import cli_state, interrupt_requested
+from lctk.cli.commands.ask import ask
+from lctk.cli.commands.compress import compress
+from lctk.cli.commands.doctor import doctor
+from lctk.cli.commands.eval import eval_app
+from lctk.cli.commands.generate import generate
+from lctk.cli.commands.models import models
+from lctk.cli.commands.search import index, search
+from lctk.cli.state import cli_state, interrupt_requested
+
+__all__ = ["app", "main"]
 
 try:  # typer >= 0.26 vendors click; older releases use click itself
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException, UsageError
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
 
 app = typer.Typer(
     name="lctk",
@@ -46,7 +51,7 @@ def root(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
     """Long-context toolkit: local models for compressing, searching and asking long inputs, offline."""
-    from lctk.console import setup_logging
+    from lctk.cli.console import setup_logging
 
     cli_state.verbose, cli_state.quiet = verbose, quiet and not verbose
     setup_logging(cli_state.verbose, cli_state.quiet)
@@ -64,7 +69,7 @@ app.add_typer(eval_app, name="eval")
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one `error:` line and an exit status (1 error, 2 usage, 130 interrupt)."""
-    from lctk.console import OutputClosedError, print_error
+    from lctk.cli.console import OutputClosedError, print_error
     from lctk.errors import LctkError
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -124,7 +129,7 @@ def _traceback_if_verbose() -> None:
 
 
 def _install_sigint_handler() -> None:
-    """Ctrl-C raises KeyboardInterrupt as usual and also sets a sticky flag (see lctk.state).
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets a sticky flag (see lctk.cli.state).
 
     An inherited SIG_IGN (`lctk … &` from a script) is kept.
     """

@@ -7,20 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from lctk.vocabulary import Backend
+
 
 class OutputFormat(str, Enum):
     """How a command renders its result on stdout."""
 
     text = "text"
     json = "json"
-
-
-class Backend(str, Enum):
-    """Inference backend; auto picks per operation by measured speed on this hardware."""
-
-    auto = "auto"
-    torch = "torch"
-    llama = "llama"
 
 
 ModelOption = Annotated[

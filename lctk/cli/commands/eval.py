@@ -6,35 +6,19 @@ still exit 0: this is a measurement, not a test.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 
-from lctk.options import BackendOption, EmbedModelOption, FormatOption, ModelOption, OutputFormat
+from lctk.cli.options import BackendOption, EmbedModelOption, FormatOption, ModelOption, OutputFormat
+
+if TYPE_CHECKING:
+    from lctk.models.protocols import AttentionLanguageModel
 
 eval_app = typer.Typer(
     name="eval", help="Evaluate ask and search on your own data (needle tests, docstring and annotated queries).",
     no_args_is_help=True, add_completion=False,
 )
-
-
-def parse_lengths(text: str) -> list[int]:
-    """'4k,8k,16000' -> [4096, 8192, 16000]."""
-    from lctk.errors import UsageError
-
-    lengths = []
-    for piece in text.split(","):
-        piece = piece.strip().lower()
-        try:
-            value = int(float(piece[:-1]) * 1024) if piece.endswith("k") else int(piece)
-        except ValueError:
-            raise UsageError(f"--lengths: {piece!r} is not a token count (use e.g. 4k,8k,16000)") from None
-        if value < 64:
-            raise UsageError(f"--lengths: {piece!r} is too short (64 tokens at least)")
-        lengths.append(value)
-    if not lengths:
-        raise UsageError("--lengths is empty")
-    return lengths
 
 
 def python_files(root):
@@ -74,8 +58,11 @@ def eval_ask(
     import time
     from pathlib import Path
 
+    from lctk.ask.qa import answer, prior_embedder
+    from lctk.ask.settings import RetrievalSettings
+    from lctk.cli.console import progress_callback, write_stdout
+    from lctk.cli.options import backend_value
     from lctk.config import writable_cache_subdir
-    from lctk.console import progress_callback, write_stdout
     from lctk.documents.load import document_from_text, load_document
     from lctk.errors import UsageError
     from lctk.evaluation.haystack import KINDS, Haystack
@@ -83,14 +70,11 @@ def eval_ask(
     from lctk.evaluation.metrics import answer_score
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.options import backend_value
-    from lctk.retrieval.qa import answer, prior_embedder
-    from lctk.retrieval.settings import RetrievalSettings
 
     if (haystack is None) == (questions is None):
         raise UsageError("give --haystack (needle tasks) or --questions FILE.jsonl (real questions), not both")
     if questions is not None:
-        from lctk.commands.eval_questions import eval_questions
+        from lctk.cli.commands.eval_questions import eval_questions
 
         eval_questions(questions, document, max_tokens, retrieval_model, model, backend_value(backend), output_format)
         return
@@ -98,22 +82,25 @@ def eval_ask(
         raise UsageError(f"--task must be one of {', '.join(KINDS)} (got {task!r})")
     if scoring not in ("substring", "exact"):
         raise UsageError(f"--scoring must be substring or exact (got {scoring!r})")
+    from lctk.evaluation.haystack import parse_lengths
+
     sizes = parse_lengths(lengths)
     if plot is not None and not plot.lower().endswith(".png"):
         raise UsageError(f"--plot {plot}: give a .png file name")
-    source = load_document(haystack, writable_cache_subdir("documents"))
-    retriever, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
+    source = load_document(cast(str, haystack), writable_cache_subdir("documents"))  # given: --questions was not
+    loaded, _ = load_language_model(retrieval_model or role_model("attention").value, "attention", "torch")
+    retriever = cast("AttentionLanguageModel", loaded)  # loaded for the attention operation
     answerer, choice = load_language_model(role_model("answer", model).value, "generate", backend_value(backend))
     embedder = prior_embedder(RetrievalSettings())
     hay = Haystack(source.text, retriever.count_tokens)
     plan = [(length, depth) for length in sizes for depth in depth_list(depths)][:limit]
-    rows = []
+    rows: list[dict[str, Any]] = []
     with progress_callback(f"eval ask ({task})", log_every=30.0) as on_progress:
         for done, (length, depth) in enumerate(plan):
             made = hay.task(task, length, depth, seed, needles=needles, hops=hops)
             started = time.perf_counter()
-            result = answer(document_from_text(f"{task}-{length}-{depth}", made.document), made.question, retriever,
-                            answerer, choice.backend, max_tokens=max_tokens, embedder=embedder)
+            result = answer(document_from_text(f"{task}-{length}-{depth}", made.document), made.question, retriever=retriever,
+                            answerer=answerer, answer_backend=choice.backend, max_tokens=max_tokens, embedder=embedder)
             evidence = "\n".join(e.text for e in result.evidence)
             rows.append({
                 "length": length, "depth": depth, "tokens": made.tokens,
@@ -175,7 +162,7 @@ def eval_search(
     import tempfile
     from pathlib import Path
 
-    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.cli.console import err_console, progress_callback, write_stdout
     from lctk.errors import InputError, UsageError
     from lctk.evaluation.annotations import read_annotations
     from lctk.evaluation.search_eval import (
@@ -186,7 +173,7 @@ def eval_search(
         evaluate_annotations,
         sample,
     )
-    from lctk.retrieval.api import open_index
+    from lctk.retrieval.api import CodeIndex
 
     if docstrings and annotations:
         raise UsageError("use --docstrings or --annotations, not both")
@@ -197,7 +184,7 @@ def eval_search(
     with tempfile.TemporaryDirectory(prefix="lctk-eval-") as scratch, progress_callback("eval search", log_every=30.0) as on_progress:
         if annotations:
             items = sample(read_annotations(annotations), limit, seed)
-            opened = open_index(root, embed_model)
+            opened = CodeIndex.open(root, embed_model=embed_model)
             report = evaluate_annotations(opened.searcher, items, chosen, within=opened.target.within, progress=on_progress)
             source = f"annotations {annotations}"
         else:
@@ -205,11 +192,11 @@ def eval_search(
             tasks = sample(build_docstring_corpus(files, Path(scratch) / "corpus"), limit, seed)
             if not tasks:
                 raise InputError(f"{path}: no Python function with a docstring summary of 4+ words; use --annotations")
-            searcher = open_index(Path(scratch) / "corpus", embed_model).searcher
+            searcher = CodeIndex.open(Path(scratch) / "corpus", embed_model=embed_model).searcher
             report = evaluate(searcher, [t.query for t in tasks], lambda i, hits: docstring_relevance(tasks[i], hits),
                               chosen, progress=on_progress)
             source = "docstrings"
-    payload = {"path": path, "tasks": source, "modes": report}
+    payload: dict[str, Any] = {"path": path, "tasks": source, "modes": report}
     if annotations:  # their NDCG@10 is semble's binary one (search_eval.semble_ndcg), comparable with semble's table
         payload = {"path": path, "tasks": source, "protocol": "semble", "top_k": SEMBLE_TOP_K, "modes": report}
     if output_format == OutputFormat.json:
@@ -245,14 +232,14 @@ def eval_compress(
     import json
     from pathlib import Path
 
-    from lctk.compress.cache import open_score_cache
-    from lctk.compress.model import SourceText
-    from lctk.console import err_console, progress_callback, write_stdout
+    from lctk.cli.console import err_console, progress_callback, write_stdout
+    from lctk.cli.options import backend_value
     from lctk.errors import InputError, UsageError
     from lctk.evaluation.compress_eval import KINDS, METHODS, dependency_tasks, evaluate_task, needle_tasks, summarize
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.options import backend_value
+    from lctk.score_cache import open_score_cache
+    from lctk.sources.text import SourceText
     from lctk.sources.walk import read_text
 
     try:

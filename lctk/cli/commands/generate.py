@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from lctk.options import BackendOption, FormatOption, ModelOption, OutputFormat
+from lctk.cli.options import BackendOption, FormatOption, ModelOption, OutputFormat
 
 
 def read_prompt(prompt: str | None) -> str:
     """Return the prompt argument, or stdin when it is omitted or '-'."""
-    from lctk.console import read_stdin_text
+    from lctk.cli.console import read_stdin_text
     from lctk.errors import UsageError
 
     if prompt is not None and prompt != "-":
@@ -36,13 +36,13 @@ def generate(
     """Generate text with a local model; only the generated text goes to stdout."""
     import time
 
-    from lctk import render
-    from lctk.console import err_console, write_stdout
+    from lctk.cli import render
+    from lctk.cli.console import err_console, write_stdout
+    from lctk.cli.options import backend_value
+    from lctk.cli.state import cli_state
     from lctk.generation import build_messages, run_generation
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.options import backend_value
-    from lctk.state import cli_state
 
     messages = build_messages(read_prompt(prompt), system)
     name = role_model("generate", model).value
@@ -51,7 +51,8 @@ def generate(
     load_s = time.perf_counter() - started
     streaming = stream and output_format == OutputFormat.text
     result = run_generation(
-        lm, choice, messages, max_tokens, temperature, seed, load_s, on_piece=write_stdout if streaming else None
+        lm, messages, choice=choice, max_tokens=max_tokens, temperature=temperature, seed=seed, load_s=load_s,
+        on_piece=write_stdout if streaming else None,
     )
     if output_format == OutputFormat.json:
         write_stdout(render.generation_json(result))

@@ -14,19 +14,18 @@ sentences ranked it near the top for almost all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 
-from lctk.retrieval.lexical import BM25
+from lctk.sources.lexical import BM25, plain_words
 
 # Weights tuned on the dev half of bench/data/ask-questions.jsonl (bench/ask.py --questions).
 NEIGHBOUR_WEIGHT = 0.35  # share of the better neighbour's score added to a sentence's own
 DENSE_WEIGHT = 0.3  # weight of the dense cosine in the fused prior (lexical gets the rest)
 
-_WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
     both but by can could did do does doing down during each few for from further had has have having he her here
@@ -47,7 +46,7 @@ def _stemmer():
 
 def content_terms(text: str) -> list[str]:
     """Lower-case stemmed words of `text`, function words dropped (`Uploading files` -> upload, file)."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    words = [w for w in plain_words(text) if w not in STOPWORDS]
     return [_stem(w) for w in words]
 
 
@@ -90,6 +89,7 @@ class SentencePrior:
         weight = self.dense_weight if dense is not None else 0.0
         fused = (1.0 - weight) * _scaled(self.lexical(question))
         if weight > 0:
+            dense = cast(np.ndarray, dense)  # weight > 0 only with dense scores
             fused = fused + weight * _scaled(dense, floor=float(np.median(dense)))
         return with_neighbours(fused, self.neighbour_weight)
 

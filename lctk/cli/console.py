@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 from rich.markup import escape
 
-from lctk.state import check_interrupt
+from lctk.cli.state import check_interrupt
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -85,8 +89,8 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
     def __init__(self, description: str, log_every: float | None = None):
         self.description = description
         self.log_every = log_every
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
@@ -102,8 +106,9 @@ class progress_callback:  # noqa: N801 - used as a context manager, named like o
 
         def update(done: int, total: int, description: str | None = None) -> None:
             check_interrupt()
-            fields = {"description": description} if description is not None else {}
-            self._progress.update(self._task, completed=done, total=total, **fields)
+            fields: dict[str, Any] = {"description": description} if description is not None else {}
+            progress, task = cast("Progress", self._progress), cast("TaskID", self._task)  # both set above
+            progress.update(task, completed=done, total=total, **fields)
 
         return update
 

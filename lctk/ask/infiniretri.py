@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lctk.ask.settings import RetrievalSettings
 from lctk.documents.sentences import Sentence, Window
 from lctk.errors import InputError
-from lctk.retrieval.settings import RetrievalSettings
 
 PLACEHOLDER = "\x00CONTEXT\x00"
 QUESTION_MARK = "\x00QUESTION\x00"
@@ -111,7 +111,8 @@ def _select(model, text, sentences, members, parts: PromptParts, settings: Retri
     chosen = [(float(score), member, length) for member, score, length, is_hit in
               zip(members, best, (len(_sentence_ids(model, text, sentences, m, parts)) for m in members), hit) if is_hit]
     chosen.sort(key=lambda item: (-item[0], item[1]))
-    kept, total = [], 0
+    kept: list[tuple[int, float]] = []
+    total = 0
     for score, member, length in chosen:
         if total + length > settings.kept_tokens and kept:
             continue

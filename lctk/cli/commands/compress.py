@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import logging
-from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from lctk.options import BackendOption, ModelOption
+from lctk.cli.options import BackendOption, ModelOption
+from lctk.vocabulary import CandidateSource, CompressFormat
 
 DEFAULT_RATE = 0.5
 DEFAULT_CANDIDATES = 32  # lctk.compress.api.DEFAULT_CANDIDATES, not imported: --help stays fast (a test checks they agree)
-
-
-class Retrieval(str, Enum):
-    """How compress picks the chunks its language model scores."""
-
-    hybrid = "hybrid"
-    bm25 = "bm25"
-
-
-class CompressFormat(str, Enum):
-    """Output formats of compress."""
-
-    text = "text"
-    xml = "xml"
-    markdown = "markdown"
-    json = "json"
 
 
 def compress(
@@ -40,7 +24,7 @@ def compress(
     no_fine: Annotated[bool, typer.Option("--no-fine", help="Keep whole functions (skip the line-level stage).")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the score cache.")] = False,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="Chunks the language model scores (retrieval picks them).")] = DEFAULT_CANDIDATES,
-    retrieval: Annotated[Retrieval, typer.Option("--retrieval", case_sensitive=False, help="How candidates are picked: hybrid (BM25 + embeddings, as search) or bm25 (no embedder).")] = Retrieval.hybrid,
+    retrieval: Annotated[CandidateSource, typer.Option("--retrieval", case_sensitive=False, help="How candidates are picked: hybrid (BM25 + embeddings, as search) or bm25 (no embedder).")] = CandidateSource.hybrid,
     stdin_paths: Annotated[bool, typer.Option("--stdin-paths", help="Read the list of files from stdin, one per line.")] = False,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Language of text read from stdin ('-').")] = None,
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only paths matching this glob (repeatable).")] = None,
@@ -51,14 +35,14 @@ def compress(
     backend: BackendOption = None,
 ) -> None:
     """Compress code into a token budget, keeping what the task needs (LongCodeZip)."""
+    from lctk.cli.console import err_console, progress_callback, read_stdin_text, write_stdout
+    from lctk.cli.options import backend_value
     from lctk.compress.api import compress as compress_sources
-    from lctk.compress.cache import MemoryScoreCache, open_score_cache
     from lctk.compress.render import explain_table, render
-    from lctk.console import err_console, progress_callback, read_stdin_text, write_stdout
     from lctk.errors import CacheError, InputError, UsageError
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
-    from lctk.options import backend_value
+    from lctk.score_cache import MemoryScoreCache, open_score_cache
     from lctk.sources.languages import LANGUAGES
     from lctk.sources.walk import STDIN, gather_sources
 
@@ -90,7 +74,7 @@ def compress(
     counter = load_language_model(tokenizer, "score", chosen_backend)[0] if tokenizer else lm
     cache = MemoryScoreCache() if no_cache else open_score_cache()
     retriever = None
-    if query is not None and retrieval == Retrieval.hybrid:
+    if query is not None and retrieval == CandidateSource.hybrid:
         from lctk.retrieval.candidates import default_retriever
 
         try:
@@ -132,8 +116,8 @@ def _report_skipped(skipped, listed: int = 10) -> None:
     """Name each skipped file on stderr; past `listed`, count them by reason (--verbose names all)."""
     import logging
 
+    from lctk.cli.state import cli_state
     from lctk.sources.walk import count_by_reason
-    from lctk.state import cli_state
 
     log = logging.getLogger("lctk")
     if len(skipped) <= listed or cli_state.verbose:
