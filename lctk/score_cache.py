@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lctk.config import writable_cache_subdir
 from lctk.errors import CacheError
 
 SCHEMA_VERSION = 1
@@ -136,8 +137,6 @@ def open_score_cache(path: Path | None = None, label: str = "score cache"):
     a MemoryScoreCache when the file or the cache dir cannot be used."""
     try:
         if path is None:
-            from lctk.config import writable_cache_subdir
-
             path = writable_cache_subdir("scores") / "scores.sqlite"
         return ScoreCache(path, label)
     except CacheError as exc:

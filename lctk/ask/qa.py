@@ -28,11 +28,13 @@ from lctk.ask.hybrid import hybrid_select
 from lctk.ask.infiniretri import RetrievalState, retrieve
 from lctk.ask.prior import SentencePrior
 from lctk.ask.settings import RetrievalMode, RetrievalSettings
+from lctk.config import writable_cache_subdir
 from lctk.documents.load import Document, load_document
 from lctk.documents.sentences import Sentence, Window, fit_sentences, split_sentences, windows_of
 from lctk.errors import InputError
 from lctk.models.protocols import AttentionLanguageModel, Embedder, LanguageModel
 from lctk.score_cache import content_hash
+from lctk.storage import atomic_write_bytes, waiting_lock
 from lctk.vocabulary import Backend
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,6 @@ ANSWER_LOOKUP_TOKENS = 0  # prompt-lookup drafts for answers: off; llama.cpp, wh
 @dataclass(frozen=True)
 class Evidence:
     """A kept sentence: its text, page (or section), character offsets and attention score."""
-
     text: str
     page: str
     start: int
@@ -172,8 +173,6 @@ def _load_checkpoint(path: Path, windows: int) -> RetrievalState | None:
 
 
 def _save_checkpoint(path: Path, state: RetrievalState) -> None:
-    from lctk.storage import atomic_write_bytes
-
     atomic_write_bytes(path, json.dumps(asdict(state)).encode())
 
 
@@ -221,7 +220,6 @@ def ask_many(
     Extraction, the sentence split, token counts and the prior's sentence vectors are computed once
     and shared by every question; `on_piece(index, piece)` streams each answer.
     """
-    from lctk.config import writable_cache_subdir
     from lctk.models.loader import load_language_model
     from lctk.models.registry import LM, resolve_model, role_model
 
@@ -287,7 +285,6 @@ def prior_embedder(settings: RetrievalSettings):
 @dataclass
 class PreparedDocument:
     """A document split, counted and indexed once; any number of questions can then be asked of it."""
-
     document: Document
     sentences: list[Sentence]
     counts: list[int]  # retrieval-model tokens of each sentence
@@ -391,7 +388,6 @@ def _checkpoint_lock(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    from lctk.storage import waiting_lock
 
     def say_waiting() -> None:
         log.warning("waiting for lock: another lctk ask is reading this document for the same question")

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from lctk.errors import InputError
 from lctk.score_cache import content_hash
+from lctk.storage import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ KINDS = ("pdf", "text", "markdown", "html", "epub", "docx")
 @dataclass(frozen=True)
 class Document:
     """Extracted text; `marks` are (offset, label) pairs, sorted, the first at offset 0."""
-
     name: str
     kind: str
     text: str
@@ -191,7 +191,6 @@ def _normalise(text: str) -> str:
 
 class _HTMLText(html.parser.HTMLParser):
     """Visible text of an HTML page, one line per block element; headings become section marks."""
-
     BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "section",
               "article", "header", "footer", "table", "ul", "ol", "dt", "dd", "hr", "title"}
     HIDDEN = {"script", "style", "noscript", "template", "head"}
@@ -355,8 +354,6 @@ def _read_cache(directory: Path, digest: str) -> dict | None:
 
 
 def _write_cache(directory: Path, digest: str, document: Document) -> None:
-    from lctk.storage import atomic_write_bytes
-
     payload = {"format": CACHE_FORMAT, "kind": document.kind, "text": document.text, "marks": list(document.marks)}
     try:
         atomic_write_bytes(directory / f"{digest}.json", json.dumps(payload, ensure_ascii=False).encode("utf-8"))

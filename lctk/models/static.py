@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lctk.config import writable_cache_subdir
 from lctk.errors import ModelError, first_line
+from lctk.storage import atomic_directory, file_lock
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -46,7 +48,6 @@ GATHER_TOKENS = 2048  # gathered rows stay in cache; a whole package at once gat
 
 class TokenizerText:
     """Token counting and cutting over a `tokenizers.Tokenizer` in `self.tokenizer` (no special tokens)."""
-
     tokenizer: Tokenizer
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -132,9 +133,6 @@ def source_digest(source: Path) -> str:
 
 def ensure_static(source: Path, name: str) -> Path:
     """Return the distilled folder for `source`, building it once (atomically) if missing."""
-    from lctk.config import writable_cache_subdir
-    from lctk.storage import atomic_directory, file_lock
-
     digest = source_digest(source)
     target = writable_cache_subdir("static") / f"{name}-{digest}"
     if is_static_folder(target):

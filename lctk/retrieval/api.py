@@ -26,6 +26,7 @@ from lctk.retrieval.store import (
     index_location,
     load_index,
 )
+from lctk.score_cache import open_score_cache
 from lctk.vocabulary import Aggregation, Fusion, SearchMode, parse_choice
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Target:
     """What a PATH argument means: the index root, and the part of it searched."""
-
     root: Path  # absolute directory that holds (or will hold) the index
     within: str  # posix path relative to root that results are limited to ("" = all)
     display_prefix: str  # prepended to root-relative paths in output ("" when root is the cwd)
@@ -69,7 +69,6 @@ def load_search_embedder(name: str | None):
 @dataclass(frozen=True)
 class WarmStats:
     """What `warm` did: blocks in the index, blocks embedded now, seconds."""
-
     blocks: int
     embedded: int
     seconds: float
@@ -135,7 +134,6 @@ class CodeIndex:
         vector_cache = None
         if rerank and reranker is None and reranker_name:
             from lctk.models.loader import load_embedder
-            from lctk.score_cache import open_score_cache
 
             reranker = load_embedder(reranker_name)
             vector_cache = open_score_cache(index_location(target.root) / "vectors.sqlite", "reranker vector cache")

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 
@@ -30,12 +30,11 @@ from lctk.retrieval.units import (
     innermost_units,
 )
 from lctk.score_cache import content_hash
+from lctk.sources.languages import LANGUAGES
 from lctk.sources.lexical import bm25_scores, compound_identifiers, identifier_tokens
+from lctk.sources.secrets import RedactedText, redact_text
 from lctk.sources.walk import printable_path
 from lctk.vocabulary import Fusion, SearchMode, parse_choice
-
-if TYPE_CHECKING:
-    from lctk.sources.secrets import RedactedText
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ _SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*$")
 @dataclass(frozen=True)
 class SearchHit:
     """One result. Lines are 1-based and inclusive; `path` is as the user should open it."""
-
     rank: int
     path: str
     start_line: int
@@ -71,7 +69,6 @@ class SearchHit:
 @dataclass(frozen=True)
 class Filters:
     """What a search may return; an empty field restricts nothing."""
-
     languages: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # posix prefixes relative to the index root ("" = everything)
@@ -83,8 +80,6 @@ class Filters:
         kinds: Sequence[str] = (),
     ) -> Filters:
         """Filters with languages lower-cased and every language and kind checked against lctk's names."""
-        from lctk.sources.languages import LANGUAGES
-
         known = set(LANGUAGES) | {"text"}
         for language in languages:
             if language.lower() not in known:
@@ -363,8 +358,6 @@ class Searcher:
     def file_text(self, file_index: int) -> str | None:
         """The file's text as indexed (secrets redacted) if it still matches the index, else None."""
         if file_index not in self._file_texts:
-            from lctk.sources.secrets import redact_text
-
             raw = self.raw_file_text(file_index)
             self._file_texts[file_index] = None if raw is None else redact_text(raw, self.index.files[file_index].path)
         cached = self._file_texts[file_index]
