@@ -45,7 +45,7 @@ def _cases() -> list[Case]:
         Case("compress: empty repository", ("compress", "{d}/empty", "-B", "100"), 1, "nothing to compress"),
         Case("compress: only binary files", ("compress", "{d}/binary", "-B", "100"), 1, "binary"),
         Case("compress: a 50 MB one-line minified file", ("compress", "{d}/minified", "-B", "100"), 1, "too large"),
-        Case("compress: only invalid UTF-8", ("compress", "{d}/latin1", "-B", "100"), 1, "not UTF-8"),
+        Case("compress: only undecodable text", ("compress", "{d}/undecodable", "-B", "100"), 1, "undecodable"),
         Case("compress: only a FIFO and a socket", ("compress", "{d}/specials", "-B", "100"), 1, "not a regular file"),
         Case("compress: budget 0", ("compress", "{d}/repo", "-B", "0"), 2, "--budget"),
         Case("compress: negative budget", ("compress", "{d}/repo", "-B", "-5"), 2, "--budget"),
@@ -127,8 +127,8 @@ def _build_inputs(d: Path) -> None:
         chunk = b"var a=1;" * (1 << 17)
         for _ in range(50):
             handle.write(chunk)
-    (d / "latin1").mkdir()
-    (d / "latin1" / "old.py").write_bytes('def caf\xe9():\n    return "na\xefve"\n'.encode("latin-1"))
+    (d / "undecodable").mkdir()  # no NUL byte (not "binary"), not UTF-8, and no legacy encoding fits
+    (d / "undecodable" / "noise.py").write_bytes(bytes(range(128, 256)) * 3)
     (d / "specials").mkdir()
     os.mkfifo(d / "specials" / "pipe.txt")
     sock = socket.socket(socket.AF_UNIX)

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from lctk.errors import InputError
 from lctk.score_cache import content_hash
+from lctk.sources.encoding import decode_text
 from lctk.storage import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ CACHE_FORMAT = 1
 MAX_DOCUMENT_BYTES = 1 << 30  # read whole into memory: beyond this, a document is almost surely not text
 MAX_ARCHIVE_BYTES = 256 * 1024 * 1024  # EPUB/DOCX members, uncompressed, in total
 MAX_COMPRESSION_RATIO = 200  # a member that expands more than this is treated as a zip bomb
-WESTERN = ("utf_8", "cp1252", "latin_1", "iso8859_15")
 KINDS = ("pdf", "text", "markdown", "html", "epub", "docx")
 
 
@@ -142,29 +142,6 @@ def _pdf(path: Path, data: bytes):
     if not joined.strip():
         raise InputError(f"{path}: the PDF has no text layer (scanned images?); run OCR on it first")
     return joined, marks
-
-
-def decode_text(data: bytes) -> str:
-    """Decode text bytes: BOMs, then UTF-8, then the most likely legacy encoding."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", "replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    matches = from_bytes(data[: 1 << 20])
-    best = matches.best()
-    encoding = best.encoding if best is not None else "cp1252"
-    for match in matches:  # near-ties on short text: prefer the common Western encodings
-        if best is not None and match.encoding in WESTERN and match.chaos <= best.chaos + 0.1:
-            encoding = match.encoding
-            break
-    log.debug("decoded as %s", encoding)
-    return data.decode(encoding, "replace")
 
 
 def _text(path: Path, data: bytes):

@@ -180,7 +180,7 @@ def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progre
         try:
             text = decode_source(data)
         except UnicodeDecodeError:
-            skipped.append(SkippedFile(relative, "not UTF-8 text"))
+            skipped.append(SkippedFile(relative, "undecodable text"))
             continue
         text = redact_text(text, relative).text  # secrets never reach the embedder or the on-disk vocabulary
         file_rows = _split(relative, source.language, text, digest, info, embedder, limit)

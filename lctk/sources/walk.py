@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lctk.errors import InputError
+from lctk.sources.encoding import decode_source
 from lctk.sources.languages import language_for_path
 from lctk.sources.text import SourceText
 
@@ -265,17 +266,8 @@ def _ignored(path: Path, root: Path, specs) -> bool:
 
 
 def read_text(path: Path) -> str:
-    """Read a source file as text: UTF-8 (BOM dropped) or BOM-marked UTF-16; raises UnicodeDecodeError."""
+    """Read a source file as text (see lctk.sources.encoding); raises UnicodeDecodeError when nothing fits."""
     return decode_source(path.read_bytes())
-
-
-def decode_source(data: bytes) -> str:
-    """Decode a source file's bytes: UTF-8 (BOM dropped) or BOM-marked UTF-16; raises UnicodeDecodeError."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8")
 
 
 STDIN = "-"
@@ -305,7 +297,7 @@ def gather_sources(
             try:
                 sources.append(SourceText(file.display_path, file.language, read_text(file.path)))
             except UnicodeDecodeError:
-                skipped.append(SkippedFile(file.display_path, "not UTF-8 text"))
+                skipped.append(SkippedFile(file.display_path, "undecodable text"))
             except FileNotFoundError:
                 skipped.append(SkippedFile(file.display_path, "vanished"))
             except OSError as exc:
