@@ -11,11 +11,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lctk import __version__
-from lctk.config import cache_dir
+from lctk.config import SETTINGS, cache_dir_fix, cache_dir_setting, project_config_path, settings_in_effect, user_config_path
 from lctk.errors import LctkError
 from lctk.models import registry
 from lctk.models.hardware import cpu_count
@@ -39,11 +40,33 @@ class Check:
 
 
 @dataclass(frozen=True)
+class SettingInEffect:
+    """One setting as resolved for this run, and where its value came from."""
+
+    name: str  # its key in a config file
+    env: str
+    value: str | None  # None: nothing set it and its default is decided where it is used
+    source: str  # "flag", "env LCTK_X", "project <path>", "user <path>" or "default"
+    default_help: str
+
+
+@dataclass(frozen=True)
+class ConfigLocation:
+    """A config file lctk reads: the project one found above the working directory, or the user one."""
+
+    scope: str  # "project" or "user"
+    path: str | None  # None: no project file found
+    found: bool
+
+
+@dataclass(frozen=True)
 class DoctorReport:
     """All checks; `ok` is False when any check failed."""
 
     version: str
     checks: tuple[Check, ...]
+    settings: tuple[SettingInEffect, ...] = ()
+    config_files: tuple[ConfigLocation, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -110,8 +133,8 @@ def _memory_gib() -> float:
 
 
 def _cache_check() -> Check:
-    path = cache_dir()
-    fix = "set LCTK_CACHE_DIR to a writable directory"
+    setting = cache_dir_setting()
+    path, fix = Path(setting.value), cache_dir_fix(setting)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
@@ -162,8 +185,26 @@ def _model_check(role: str, name: str, source: str, kind: str, load: bool, backe
     return Check(label, OK, f"{where}; {choice.backend} answered {stream.stats.completion_tokens} tokens: {text.strip()[:40]!r}")
 
 
+def settings_report(model: str | None = None, embed_model: str | None = None, backend: str | None = None) -> tuple[SettingInEffect, ...]:
+    """Every setting's value and source, given the flags (None: not passed)."""
+    resolved = settings_in_effect({"model": model, "embed_model": embed_model, "backend": backend})
+    return tuple(SettingInEffect(spec.key, spec.env, resolved[spec.key].value, resolved[spec.key].source, spec.default_help) for spec in SETTINGS)
+
+
+def config_locations() -> tuple[ConfigLocation, ...]:
+    """The project config file in effect (if any) and the user config file (found or not)."""
+    project, user = project_config_path(), user_config_path()
+    return (
+        ConfigLocation("project", str(project) if project else None, project is not None),
+        ConfigLocation("user", str(user), user.is_file()),
+    )
+
+
 def run_doctor(
-    load_models: bool = True, model: str | None = None, embed_model: str | None = None, backend: str = "auto"
+    load_models: bool = True, model: str | None = None, embed_model: str | None = None, backend: str = "auto",
+    *, backend_flag: str | None = None,
 ) -> DoctorReport:
-    """Run every check and return the report."""
-    return DoctorReport(__version__, tuple(environment_checks() + model_checks(load_models, model, embed_model, backend)))
+    """Run every check and return the report; `backend` is the resolved backend, `backend_flag` what --backend said."""
+    settings = settings_report(model, embed_model, backend_flag)
+    checks = tuple(environment_checks() + model_checks(load_models, model, embed_model, backend))
+    return DoctorReport(__version__, checks, settings, config_locations())

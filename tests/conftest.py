@@ -48,6 +48,7 @@ def _isolated_cache() -> Path:
         (home / name).mkdir(parents=True, exist_ok=True)
         (session / name).symlink_to(home / name, target_is_directory=True)
     os.environ["LCTK_CACHE_DIR"] = str(session)  # subprocesses (run_lctk) inherit it
+    os.environ["LCTK_CONFIG"] = str(session / "no-user-config.toml")  # a developer's own config never leaks in
     return session
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_lctk
+
 from lctk.sources.encoding import declared_encoding, decode_source, decode_text
 from lctk.sources.walk import read_text
 

@@ -19,15 +19,15 @@ class OutputFormat(str, Enum):
 
 ModelOption = Annotated[
     Optional[str],
-    typer.Option("--model", "-m", help="Model alias (see `lctk models`), .gguf file or transformers directory. [env: LCTK_MODEL]", show_default=False),
+    typer.Option("--model", "-m", help="Model alias (see `lctk models`), .gguf file or transformers directory. [env: LCTK_MODEL] [config: model]", show_default=False),
 ]
 EmbedModelOption = Annotated[
     Optional[str],
-    typer.Option("--embed-model", help="Embedding model alias or sentence-transformers directory. [env: LCTK_EMBED_MODEL]", show_default=False),
+    typer.Option("--embed-model", help="Embedding model alias or sentence-transformers directory. [env: LCTK_EMBED_MODEL] [config: embed_model]", show_default=False),
 ]
 BackendOption = Annotated[
     Optional[Backend],
-    typer.Option("--backend", "-b", help="auto, torch or llama. [env: LCTK_BACKEND] [default: auto]", show_default=False, case_sensitive=False),
+    typer.Option("--backend", "-b", help="auto, torch or llama. [env: LCTK_BACKEND] [config: backend] [default: auto]", show_default=False, case_sensitive=False),
 ]
 FormatOption = Annotated[
     OutputFormat,
@@ -36,12 +36,13 @@ FormatOption = Annotated[
 
 
 def backend_value(flag: Backend | None) -> str:
-    """Resolve --backend with LCTK_BACKEND and the default, validating the environment value."""
+    """Resolve --backend with LCTK_BACKEND, the config files and the default, validating what they say."""
     from lctk.config import ENV_BACKEND, resolve_setting
     from lctk.errors import UsageError
 
     setting = resolve_setting(flag.value if flag else None, ENV_BACKEND, "auto")
     value = (setting.value or "auto").lower()
     if value not in {b.value for b in Backend}:
-        raise UsageError(f"{ENV_BACKEND}={setting.value!r} is not a backend; use auto, torch or llama")
+        where = f"{ENV_BACKEND}={setting.value!r}" if setting.source.startswith("env ") else f"backend = {setting.value!r} in {setting.source.split(' ', 1)[1]}"
+        raise UsageError(f"{where} is not a backend; use auto, torch or llama")
     return value

@@ -86,9 +86,19 @@ def models_text(infos: list[ModelInfo], defaults: dict[str, dict[str, str]], bac
 
 
 def doctor_text(report: DoctorReport) -> str:
-    """One line per check, with the fix under each failure."""
+    """The settings and where each came from, the config files, then one line per check with the fix under each failure."""
     mark = {OK: "ok  ", "warn": "warn", FAIL: "FAIL"}
     lines = [f"lctk {report.version}"]
+    if report.settings:
+        lines.append("settings (flag > env > project file > user file > default):")
+        width = max(len(setting.name) for setting in report.settings)
+        for setting in report.settings:
+            value = setting.value if setting.value is not None else f"- ({setting.default_help})"
+            lines.append(f"  {setting.name.ljust(width)}  {value}  [{setting.source}]")
+    if report.config_files:
+        files = [f"{where.scope} {where.path or '-'}" + ("" if where.found else " (none)" if where.path is None else " (not found)")
+                 for where in report.config_files]
+        lines.append("config files: " + "; ".join(files))
     for check in report.checks:
         lines.append(f"[{mark[check.status]}] {check.name}: {check.detail}")
         if check.status == FAIL and check.fix:
@@ -98,6 +108,14 @@ def doctor_text(report: DoctorReport) -> str:
 
 
 def doctor_json(report: DoctorReport) -> str:
-    """Schema: version, ok, checks [{name, status, detail, fix, seconds}]."""
-    return to_json({"version": report.version, "ok": report.ok, "checks": [dataclasses.asdict(c) for c in report.checks]})
-
+    """Schema: version, ok, settings {name: {value, source, env}}, config_files [{scope, path, found}],
+    checks [{name, status, detail, fix, seconds}]."""
+    return to_json(
+        {
+            "version": report.version,
+            "ok": report.ok,
+            "settings": {s.name: {"value": s.value, "source": s.source, "env": s.env} for s in report.settings},
+            "config_files": [dataclasses.asdict(where) for where in report.config_files],
+            "checks": [dataclasses.asdict(c) for c in report.checks],
+        }
+    )

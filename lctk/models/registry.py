@@ -106,7 +106,11 @@ def alias_names() -> list[str]:
 
 
 def role_model(role: str, flag_value: str | None = None) -> Setting[str]:
-    """Return the model name in effect for a role: flag > environment > built-in default."""
+    """Return the model name in effect for a role: flag > environment > project file > user file > built-in default.
+
+    The attention role has no setting (`model` / LCTK_MODEL pick the model that generates, answers
+    and scores; attention retrieval needs one whose last layer finds needles): only a flag overrides it.
+    """
     env = ROLE_ENV[role]
     if env is None:
         if flag_value:

@@ -16,12 +16,12 @@ from typing import cast
 
 import numpy as np
 
+from lctk.config import ENV_INDEX_DIR
 from lctk.errors import CacheError, InputError
 from lctk.retrieval.store import (
     CHECKPOINT_FILE,
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
-    ENV_INDEX_DIR,
     INDEX_PARENT,
     FileEntry,
     IndexData,

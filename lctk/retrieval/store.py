@@ -1,6 +1,6 @@
 """The persistent, incremental search index of one directory tree.
 
-Layout (under `<root>/.lctk/index/`, or `$LCTK_INDEX_DIR/<name>-<digest of root>/`):
+Layout (under `<root>/.lctk/index/`, or `<index_dir setting>/<name>-<digest of root>/`):
 
     CURRENT          name of the live generation directory (replaced atomically)
     g-<id>/          one complete generation: meta.json + .npy arrays, fsynced before CURRENT moves
@@ -17,7 +17,6 @@ files are parsed, split and embedded. Vectors are float16 on disk and float32 in
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -30,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lctk.config import index_dir
 from lctk.errors import CacheError
 from lctk.retrieval.units import SPLITTER_VERSION
+from lctk.score_cache import content_hash
 from lctk.sources.lexical import Postings
 from lctk.sources.secrets import REDACTION_VERSION
 from lctk.sources.walk import SkippedFile
@@ -41,7 +42,6 @@ from lctk.vocabulary import Aggregation, parse_choice
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-ENV_INDEX_DIR = "LCTK_INDEX_DIR"
 INDEX_PARENT = ".lctk"
 DEFAULT_BLOCK_TOKENS = 128
 DEFAULT_AGGREGATION = "mean"
@@ -130,11 +130,11 @@ class IndexData:
 
 
 def index_location(root: Path) -> Path:
-    """Where the index of `root` lives: <root>/.lctk/index, or under $LCTK_INDEX_DIR."""
-    configured = os.environ.get(ENV_INDEX_DIR, "").strip()
-    if configured:
-        digest = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-        return Path(configured).expanduser() / f"{root.name or 'root'}-{digest}"
+    """Where the index of `root` lives: <root>/.lctk/index, or under the index_dir setting (LCTK_INDEX_DIR, config files)."""
+    configured = index_dir()
+    if configured is not None:
+        digest = content_hash(str(root))[:12]
+        return configured / f"{root.name or 'root'}-{digest}"
     return root / INDEX_PARENT / "index"
 
 

@@ -16,13 +16,16 @@ def doctor(
     backend: BackendOption = None,
     output_format: FormatOption = OutputFormat.text,
 ) -> None:
-    """Check backends, hardware, cache and each role's model (loads it and asks for 5 tokens)."""
+    """Show each setting and its source; check backends, hardware, cache and each role's model (loads it, asks for 5 tokens)."""
     from lctk.cli import render
     from lctk.cli.console import print_error, write_stdout
     from lctk.cli.options import backend_value
     from lctk.diagnostics import run_doctor
 
-    report = run_doctor(load_models=not quick, model=model, embed_model=embed_model, backend=backend_value(backend))
+    report = run_doctor(
+        load_models=not quick, model=model, embed_model=embed_model, backend=backend_value(backend),
+        backend_flag=backend.value if backend else None,
+    )
     write_stdout(render.doctor_json(report) if output_format == OutputFormat.json else render.doctor_text(report))
     if not report.ok:
         failed = [check.name for check in report.checks if check.status == "fail"]
