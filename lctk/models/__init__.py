@@ -10,6 +10,8 @@ _WHERE = {
     "AttentionModel": "protocols",
     "AttentionLanguageModel": "protocols",
     "Embedder": "protocols",
+    "TokenCounter": "protocols",
+    "load_token_counter": "tokenizers",
     "load_language_model": "loader",
     "load_embedder": "loader",
     "choose_backend": "loader",

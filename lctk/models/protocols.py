@@ -129,6 +129,16 @@ class LanguageModel(Protocol):
 
 
 @runtime_checkable
+class TokenCounter(Protocol):
+    """Counts text in one tokenizer: what a token budget is measured in (lctk.models.tokenizers)."""
+
+    name: str  # what reports show: an encoding (o200k_base), a model alias, a tokenizer.json path
+
+    def count_tokens(self, text: str) -> int:
+        """Return how many tokens `text` takes, without special tokens."""
+
+
+@runtime_checkable
 class AttentionModel(Protocol):
     """A model that exposes last-layer attention of chosen query rows (torch only)."""
 
