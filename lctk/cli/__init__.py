@@ -17,6 +17,7 @@ from lctk.cli.commands.compress import compress
 from lctk.cli.commands.doctor import doctor
 from lctk.cli.commands.eval import eval_app
 from lctk.cli.commands.generate import generate
+from lctk.cli.commands.mcp import mcp
 from lctk.cli.commands.models import models
 from lctk.cli.commands.search import index, search
 from lctk.cli.state import cli_state, interrupt_requested
@@ -32,7 +33,7 @@ app = typer.Typer(
     name="lctk",
     help="Long-context toolkit: local models for compressing, searching and asking long inputs, offline.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -64,6 +65,7 @@ app.command("ask")(ask)
 app.command("generate")(generate)
 app.command("models")(models)
 app.command("doctor")(doctor)
+app.command("mcp")(mcp)
 app.add_typer(eval_app, name="eval")
 
 

@@ -1,4 +1,5 @@
-"""Code search's one object: `CodeIndex.open(path)`, then `.search(query, k=..., filters=...)`.
+"""Code search's one object: `CodeIndex.open(path)`, then `.search(query, k=..., filters=...)`
+(or `.related(file, line)`: the code most like a given unit).
 
 The CLI, `lctk eval`, the benchmarks and any server call this; `index(path)` and
 `search(query, path)` are one-call conveniences over it. Opening refreshes (or builds) the index
@@ -22,6 +23,7 @@ from lctk.retrieval.store import (
     DEFAULT_BLOCK_TOKENS,
     IndexData,
     IndexStats,
+    current_generation,
     find_index_root,
     index_location,
     load_index,
@@ -131,21 +133,28 @@ class CodeIndex:
                 f"the index of {target.root} was built with {existing.meta.get('model')}, not {embedder.model_id}; "
                 "run `lctk index` or drop --no-refresh"
             )
-        vector_cache = None
         if rerank and reranker is None and reranker_name:
             from lctk.models.loader import load_embedder
 
             reranker = load_embedder(reranker_name)
-            vector_cache = open_score_cache(index_location(target.root) / "vectors.sqlite", "reranker vector cache")
+        # a reranker the caller holds reads and fills the same cache (keys carry the model's fingerprint)
+        vector_cache = open_score_cache(index_location(target.root) / "vectors.sqlite", "reranker vector cache") if rerank and reranker is not None else None
         searcher = Searcher(existing, embedder, reranker if rerank else None, vector_cache, target.display_prefix)
         return cls(target, existing, stats, searcher, embedder, block_tokens)
 
     def refresh(
         self, *, progress: Callable[..., None] | None = None, wait_message: Callable[[], None] | None = None,
     ) -> IndexStats:
-        """Pick up changed files (embedding only those) and reload; returns what changed."""
+        """Pick up changed files (embedding only those) and reload; returns what changed.
+
+        When nothing changed and no other writer has moved the index on, the loaded index and its
+        searcher (with what it has cached: file texts, BM25 postings) are kept as they are.
+        """
         how = self.data.meta.get("aggregation") or DEFAULT_AGGREGATION
-        stats = build_index(self.target.root, self._embedder, self._block_tokens, how, False, progress, wait_message)
+        stats = build_index(self.target.root, self._embedder, self._block_tokens, how, False, progress, wait_message, loaded=self.data)
+        if not stats.wrote and current_generation(self.target.root) == self.data.directory.name:
+            self.stats = stats
+            return stats
         data = load_index(self.target.root)
         if data is None:
             raise InputError(f"the index of {self.target.root} could not be written or read")
@@ -181,6 +190,34 @@ class CodeIndex:
         """The best `k` units for `query`, best first (filters default to the whole of PATH)."""
         return self.searcher.search(query, k=k, mode=mode, filters=filters if filters is not None else self.filters(),
                                     fusion=fusion, rerank=rerank)
+
+    def related(
+        self, path: str | os.PathLike, line: int, *, k: int = 10, filters: Filters | None = None,
+    ) -> tuple[SearchHit, ...]:
+        """The `k` units most like the one holding PATH:LINE, by its vector, best first; never that unit itself.
+
+        Args:
+            path: a file in this index (relative to the current directory, or absolute).
+            line: 1-based; the innermost function, method, class or type holding it is the unit
+                compared (the whole file between definitions).
+            filters: what the hits may be (default: the whole of PATH, as `search`).
+        """
+        unit = self.searcher.unit_at(self._file_index(path), line)
+        return self.searcher.related(unit, k=k, filters=filters if filters is not None else self.filters())
+
+    def _file_index(self, path: str | os.PathLike) -> int:
+        """The position of a file in `data.files`, or an InputError saying why it is not there."""
+        absolute = Path(path).resolve()
+        if not absolute.is_file():
+            raise InputError(f"no such file: {path}" if not absolute.exists() else f"not a file: {path}")
+        try:
+            relative = absolute.relative_to(self.target.root).as_posix()
+        except ValueError:
+            raise InputError(f"{path} is outside the index of {self.target.root}") from None
+        found = next((i for i, entry in enumerate(self.data.files) if entry.path == relative), None)
+        if found is None:
+            raise InputError(f"{path} is not in the index of {self.target.root} (ignored, skipped or not text)")
+        return found
 
     def warm(self, *, progress: Callable[[int, int], None] | None = None) -> WarmStats:
         """Store the full model's vector of every block, so a query runs the full model over the query only.

@@ -29,6 +29,7 @@ from lctk.retrieval.store import (
     Progress,
     aggregate,
     compatibility,
+    current_generation,
     index_location,
     load_index,
     write_generation,
@@ -76,10 +77,12 @@ def build_index(
     progress: Progress | None = None,
     wait_message: Callable[[], None] | None = None,
     walked: WalkResult | None = None,
+    loaded: IndexData | None = None,
 ) -> IndexStats:
     """Create or refresh the index of `root` incrementally; returns what was done.
 
-    `walked` is the tree's file list when the caller listed it already (see `precheck_new_index`).
+    `walked` is the tree's file list when the caller listed it already (see `precheck_new_index`);
+    `loaded` is the index as the caller holds it, read again only when it is no longer the live one.
     """
     started = time.perf_counter()
     root = root.resolve()
@@ -90,7 +93,7 @@ def build_index(
     directory = index_location(root)
     prepare_index_directory(directory, root)
     with waiting_lock(directory / "lock", wait_message):
-        return _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started, walked)
+        return _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started, walked, loaded)
 
 
 def precheck_new_index(root: Path) -> WalkResult | None:
@@ -135,9 +138,10 @@ def prepare_index_directory(directory: Path, root: Path) -> None:
         ) from None
 
 
-def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started, walked=None) -> IndexStats:
+def _build_locked(root, directory, embedder, limit, aggregation, rebuild, progress, started, walked=None, loaded=None) -> IndexStats:
     model, fingerprint = embedder.model_id, getattr(embedder, "fingerprint", "")
-    old = None if rebuild else load_index(root)
+    live = loaded is not None and loaded.root == root and current_generation(root) == loaded.directory.name
+    old = None if rebuild else loaded if live else load_index(root)
     rebuilt = "requested" if rebuild else None
     if old is not None:
         reason = compatibility(old.meta, model, fingerprint, limit, aggregation)

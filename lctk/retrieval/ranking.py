@@ -7,6 +7,8 @@ or reciprocal-rank fusion; a query that is one identifier leans lexical. When th
 with a static embedder, the top RERANK candidates are re-scored with the full transformer it was
 distilled from (block vectors cached by content hash), which restores the full model's quality
 at a fraction of its indexing cost. Filters restrict the candidate set before anything is ranked.
+`related` ranks units by the same dense score with one unit's aggregated vector in the query's
+place, leaving out that unit and what overlaps it in its file.
 """
 
 from __future__ import annotations
@@ -231,7 +233,8 @@ class Searcher:
                 scores[head] = head_scores
                 # the re-scored head keeps its place above the rest: its order is the better one
                 order = np.concatenate([head[np.argsort(-head_scores, kind="stable")], order[len(head):]])
-        return self._hits(order, candidates, scores, dense, lexical, best_block, query if mode != "lexical" else None, k, dedupe, filters.kinds)
+        block_scores = self._block_cos(query) if mode != "lexical" else None
+        return self._hits(order, candidates, scores, dense, lexical, best_block, block_scores, k, dedupe, filters.kinds)
 
     # -- dense
 
@@ -381,6 +384,43 @@ class Searcher:
         except (OSError, UnicodeDecodeError):
             return None
 
+    # -- related
+
+    def unit_at(self, file_index: int, line: int) -> int:
+        """The innermost unit of the file holding `line` (the file's own unit between definitions)."""
+        index, entry = self.index, self.index.files[file_index]
+        if line < 1:
+            raise InputError(f"line must be at least 1 (got {line})")
+        units = range(entry.unit_start, entry.unit_end)
+        holding = [u for u in units if index.unit_lines[u][0] <= line <= index.unit_lines[u][1]]
+        if not holding:
+            last = max((int(index.unit_lines[u][1]) for u in units), default=0)
+            raise InputError(f"line {line} is past the end of {self.display_prefix + printable_path(entry.path)} ({last} lines)")
+        # the shortest span is the innermost; on a tie the definition (listed before its file) wins
+        return min(holding, key=lambda u: (int(index.unit_lines[u][1]) - int(index.unit_lines[u][0]), u))
+
+    def related(
+        self, unit: int, k: int = 10, filters: Filters = Filters(), lift: float = LIFT, dedupe: bool = True,
+    ) -> tuple[SearchHit, ...]:
+        """The `k` units most like `unit`, best first: search's dense score with the unit's vector as the query.
+
+        The unit itself and every unit of its file whose lines overlap it (the class or file around
+        it, the methods inside it) are left out, so each hit is code elsewhere.
+        """
+        if k < 1:
+            raise InputError(f"k must be at least 1 (got {k})")
+        index = self.index
+        first, last = (int(x) for x in index.unit_lines[unit])
+        around = (index.unit_file == index.unit_file[unit]) & (index.unit_lines[:, 0] <= last) & (index.unit_lines[:, 1] >= first)
+        candidates = np.flatnonzero(candidate_mask(index, filters) & ~around)
+        if not len(candidates):
+            return ()
+        vector = index.unit_vectors[unit]
+        block_cos = index.block_vectors @ vector
+        dense = (1 - lift) * (index.unit_vectors[candidates] @ vector).astype(np.float64) + lift * range_max(block_cos, index.unit_blocks[candidates])
+        order = np.argsort(-dense, kind="stable")
+        return self._hits(order, candidates, dense, dense, None, {}, block_cos, k, dedupe, filters.kinds)
+
     # -- lexical
 
     def _exact_symbol_bonus(self, query: str, candidates: np.ndarray, lexical: np.ndarray) -> np.ndarray:
@@ -413,7 +453,8 @@ class Searcher:
         inner = innermost_units(units, entry.block_end - entry.block_start)[block - entry.block_start]
         return default if inner < 0 else entry.unit_start + inner
 
-    def _hits(self, order, candidates, scores, dense, lexical, best_block, query, k: int, dedupe: bool, kinds=()) -> tuple[SearchHit, ...]:
+    def _hits(self, order, candidates, scores, dense, lexical, best_block, block_scores, k: int, dedupe: bool, kinds=()) -> tuple[SearchHit, ...]:
+        """The first `k` hits in `order`; a unit's best block is from `best_block`, else the top of `block_scores` (else its first)."""
         index = self.index
         hits: list[SearchHit] = []
         taken: dict[int, list[tuple[int, int]]] = {}
@@ -425,7 +466,7 @@ class Searcher:
             start, end = (int(x) for x in index.unit_blocks[unit])
             block = best_block.get(position)
             if block is None:
-                block = start + int(np.argmax(self._block_cos(query)[start:end])) if query is not None else start
+                block = start + int(np.argmax(block_scores[start:end])) if block_scores is not None else start
             block_lines = (int(index.block_lines[block][0]), int(index.block_lines[block][1]))
             if kind == FILE:  # report the innermost definition holding the best block, if any
                 inner = self._innermost(file_index, block, unit)

@@ -150,6 +150,14 @@ def find_index_root(path: Path) -> Path | None:
 # ---------------------------------------------------------------- reading
 
 
+def current_generation(root: Path) -> str | None:
+    """The name of the live generation of `root`'s index (what CURRENT says), or None without one."""
+    try:
+        return (index_location(root) / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+
+
 def load_index(root: Path) -> IndexData | None:
     """Load the live generation of `root`'s index; None if there is none (or it cannot be read)."""
     directory = index_location(root)
