@@ -3,7 +3,8 @@
 JSON Lines: one object per hit with keys rank, path, start_line, end_line, score, symbol, kind,
 language, dense, lexical, block_start_line, block_end_line (and code, with --context: start_line,
 lines, stale, and redacted — [{line, kind}] for secrets replaced by [REDACTED:kind] in those lines).
-JSON: {"query", "mode", "root", "index": {"files", "units", "blocks", "model"}, "results": [...]}.
+JSON: {"query", "mode", "root", "index": {"files", "units", "blocks", "model"}, "results": [...]}, plus
+"repository": {"url", "ref", "commit"} when PATH was a repository URL (paths are then from its root).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from lctk.sources.chunking import text_lines
 
 
 def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context: int | None, files_only: bool, k: int,
-                redact: bool = True) -> str:
+                redact: bool = True, repository: dict | None = None) -> str:
     if files_only:
         seen: list[str] = []
         for hit in hits:
@@ -26,7 +27,7 @@ def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context
         if fmt == "text":
             return "".join(f"{path}\n" for path in seen)
         rows: list[dict] = [{"rank": i + 1, "path": path} for i, path in enumerate(seen)]
-        return _json(rows, opened, query, mode, fmt)
+        return _json(rows, opened, query, mode, fmt, repository)
     rows = []
     for hit in hits:
         row = asdict(hit)
@@ -34,7 +35,7 @@ def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context
             row["code"] = _code(opened, hit, context, redact)
         rows.append(row)
     if fmt != "text":
-        return _json(rows, opened, query, mode, fmt)
+        return _json(rows, opened, query, mode, fmt, repository)
     out = []
     for row in rows:
         symbol = row["symbol"] or ""
@@ -44,7 +45,7 @@ def render_hits(hits: Sequence, opened, query: str, mode: str, fmt: str, context
     return "".join(out)
 
 
-def _json(rows, opened, query, mode, fmt) -> str:
+def _json(rows, opened, query, mode, fmt, repository: dict | None = None) -> str:
     if fmt == "jsonl":
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     data = opened.data
@@ -53,6 +54,8 @@ def _json(rows, opened, query, mode, fmt) -> str:
         "index": {"files": len(data.files), "units": data.n_units, "blocks": len(data.block_lines), "model": data.meta.get("model")},
         "results": rows,
     }
+    if repository is not None:
+        payload["repository"] = repository
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -12,6 +12,7 @@ _WHERE = {
     "CompressedFile": "model",
     "UnitDecision": "model",
     "Segment": "model",
+    "DiffSection": "model",
     "budgeted_context": "render",
 }
 __all__ = sorted(_WHERE)

@@ -11,6 +11,10 @@
    LM-scored function to its rate R_i with a 0/1 knapsack over perplexity-spike blocks
    (signature kept); the line losses come from the AMI pass when it read the function whole.
 5. Render, count with the tokenizer, and drop the lowest-ranked unit until the output fits.
+
+With a diff (`diff=`), its changed chunks rank first and the chunks that use them next (a tier
+ahead of any score, lctk.compress.changes), and the diff itself, like the directory tree
+(`tree=True`), is rendered ahead of the code inside the budget (lctk.compress.header).
 """
 
 from __future__ import annotations
@@ -25,15 +29,19 @@ from typing import cast
 import numpy as np
 
 from lctk.compress import fine as fine_stage
-from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, CompressResult, Segment, UnitDecision
+from lctk.compress.changes import CHANGED, USES_CHANGED, change_tiers, lines_using
+from lctk.compress.header import TREE_BUDGET_SHARE, directory_tree, fit_diff, fit_tree
+from lctk.compress.model import DROPPED, KEPT, PARTIAL, CompressedFile, CompressResult, DiffSection, Segment, UnitDecision
 from lctk.compress.render import budgeted_context, elision_marker
 from lctk.compress.scoring import ami_scores, line_losses
 from lctk.errors import LctkError, UsageError
 from lctk.models.hardware import cpu_count
-from lctk.models.protocols import LanguageModel
+from lctk.models.protocols import LanguageModel, TokenCounter
+from lctk.models.tokenizers import as_token_counter
 from lctk.retrieval.candidates import CandidateRetriever, CandidateText
 from lctk.score_cache import MemoryScoreCache, ScoreCache
 from lctk.sources.chunking import FUNCTION, METHOD, Chunk, chunk_text, text_lines
+from lctk.sources.gitdiff import GitDiff
 from lctk.sources.lexical import identifier_tokens
 from lctk.sources.secrets import with_redacted_sources
 from lctk.sources.text import SourceText
@@ -71,6 +79,8 @@ class _Unit:
     lexical: float = 0.0
     kept_lines: frozenset[int] | None = None  # 0-based line indexes inside the chunk; None = whole
     order: int = 0  # rank position, 0 = best
+    tier: int = 0  # lctk.compress.changes: CHANGED, USES_CHANGED or 0; ranks before any score
+    pinned: frozenset[int] = frozenset()  # 0-based lines the fine stage keeps (a caller's call sites)
 
     @property
     def lines(self) -> int:
@@ -81,11 +91,13 @@ class _Unit:
 class _Run:
     sources: Sequence[SourceText]
     model: LanguageModel
-    counter: LanguageModel
+    counter: TokenCounter
     output_format: str
     cache: object
     retriever: CandidateRetriever
     units: list[_Unit] = field(default_factory=list)
+    tree: str | None = None  # the header sections, fitted to the budget before any unit is chosen
+    diff: DiffSection | None = None
     _lines: dict[int, list[str]] = field(default_factory=dict)
 
     def count(self, text: str) -> int:
@@ -101,7 +113,7 @@ class _Run:
             return list(pool.map(self.count, texts, chunksize=64))
 
     def render(self, kept: Sequence[_Unit]) -> str:
-        return budgeted_context(_build_files(self.sources, kept, self.lines), self.output_format)
+        return budgeted_context(_build_files(self.sources, kept, self.lines), self.output_format, self.tree, self.diff)
 
     def lines(self, index: int) -> list[str]:
         """Source `index`'s lines, split once per run."""
@@ -121,10 +133,12 @@ def compress(
     fine: bool = True,
     candidates: int = DEFAULT_CANDIDATES,
     cache: ScoreCache | MemoryScoreCache | None = None,
-    counter: LanguageModel | None = None,
+    counter: TokenCounter | LanguageModel | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     redact: bool = True,
     retriever: CandidateRetriever | None = None,
+    diff: GitDiff | None = None,
+    tree: bool = False,
 ) -> CompressResult:
     """Compress `sources` to `budget_tokens` (or `rate` x their size) for `query`.
 
@@ -141,6 +155,11 @@ def compress(
         cache: a ScoreCache (or MemoryScoreCache); counter: the tokenizer model (default `model`).
         redact: replace likely secrets (keys, tokens, .env values) by markers before anything
             reads the text (scoring, budget, output); the result lists what was replaced.
+        diff: changes to show ahead of the code (lctk.sources.gitdiff.load_diff, paths as the
+            sources'): changed chunks rank first, then chunks that use what they define (see
+            lctk.compress.changes); without `query`, the diff's changed lines are the query.
+        tree: show a directory tree of the sources ahead of the code.
+        The tree and the diff count against the budget (see lctk.compress.header).
     Returns:
         A frozen CompressResult.
     """
@@ -149,16 +168,27 @@ def compress(
     if (budget_tokens is None) == (rate is None):
         raise UsageError("give exactly one of a token budget or a rate")
     sources, redactions = with_redacted_sources(sources, redact)
-    run = _Run(sources, model, counter or model, output_format, cache if cache is not None else MemoryScoreCache(),
+    if diff is not None and redact:
+        diff, diff_redactions = diff.redacted()
+        redactions = tuple(dict.fromkeys((*redactions, *diff_redactions)))  # a secret in both the file and its diff: once
+    query_from_diff = diff is not None and not (query and query.strip())
+    if diff is not None and query_from_diff:
+        query = diff.query_text() or None
+    run = _Run(sources, model, as_token_counter(counter or model), output_format, cache if cache is not None else MemoryScoreCache(),
                retriever if retriever is not None else CandidateRetriever())
     chunks = [(index, chunk) for index, source in enumerate(sources) for chunk in chunk_text(source.text, source.language)]
     for (index, chunk), tokens in zip(chunks, run.count_many([chunk.text for _, chunk in chunks])):
         run.units.append(_Unit(index, chunk, tokens))
+    if diff is not None:
+        _mark_changes(run, diff, query_from_diff)
+    run.tree = "".join(f"{line}\n" for line in directory_tree([s.path for s in sources])) if tree else None
     input_tokens = run.count(run.render(run.units))
     budget = budget_tokens if budget_tokens is not None else int(math.floor(cast(float, rate) * input_tokens))  # one of the two
+    _fit_header(run, budget)
     mandatory = run.count(run.render([]))
     if budget < max(mandatory, 1):
-        raise BudgetError(f"a budget of {budget} tokens cannot hold the output's frame: it needs at least {max(mandatory, 1)}")
+        what = " with its directory tree and diff heading" if run.tree is not None or run.diff is not None else ""
+        raise BudgetError(f"a budget of {budget} tokens cannot hold the output's frame{what}: it needs at least {max(mandatory, 1)}")
     stats = _rank(run, query, candidates, on_progress, int(budget / FINE_BASE_RATE) if fine else budget)
     ranked = sorted(run.units, key=lambda u: u.order)
     kept = _coarse(run, ranked, budget, mandatory)
@@ -166,18 +196,37 @@ def compress(
         kept = _coarse(run, ranked, int(budget / FINE_BASE_RATE), mandatory)
         _fine(run, kept, query is not None)
     kept, output_tokens = _fit(run, ranked, kept, budget, mandatory)
-    if not kept and run.units:
+    if not kept and run.units and not (run.diff is not None and run.diff.lines_total):  # a diff alone is an answer
         smallest = min(run.count(run.render([u])) for u in sorted(run.units, key=lambda u: u.tokens)[:20])
         raise BudgetError(f"a budget of {budget} tokens keeps nothing: the smallest unit needs {smallest} with its header")
     files = _build_files(sources, kept, run.lines)
     kept_ids = {id(u) for u in kept}
     decisions = tuple(_decision(run, u, id(u) in kept_ids) for u in sorted(run.units, key=lambda u: (u.file_index, u.chunk.start_line)))
     return CompressResult(
-        files=files, units=decisions, query=query, model=model.model_id, backend=model.backend,
+        files=files, units=decisions, query=query, model=model.model_id, backend=model.backend, tokenizer=run.counter.name,
         output_format=output_format, budget_tokens=budget, input_tokens=input_tokens, output_tokens=output_tokens,
         lm_sequences_scored=stats[0], lm_cache_hits=stats[1], lm_tokens_scored=stats[2],
-        seconds=time.perf_counter() - started, redactions=redactions,
+        seconds=time.perf_counter() - started, redactions=redactions, tree=run.tree, diff=run.diff,
     )
+
+
+def _mark_changes(run: _Run, diff: GitDiff, query_from_diff: bool) -> None:
+    """Give units their change tiers (and callers their call-site lines) and the run its diff section."""
+    tiers, names = change_tiers([(run.sources[u.file_index].path, u.chunk) for u in run.units], diff.files)
+    for u, tier in zip(run.units, tiers):
+        u.tier = tier
+        u.pinned = lines_using(u.chunk.text, names) if tier == USES_CHANGED else frozenset()
+    text = diff.text
+    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    run.diff = DiffSection(diff.ref, text, diff.files, lines, lines, query_from_diff)
+
+
+def _fit_header(run: _Run, budget: int) -> None:
+    """Fold the tree into its share of the budget, then cut the diff to what the rest holds."""
+    if run.tree is not None:
+        run.tree = fit_tree([s.path for s in run.sources], int(TREE_BUDGET_SHARE * budget), run.count)
+    if run.diff is not None:
+        run.diff = fit_diff(run.diff, lambda d: run.count(budgeted_context((), run.output_format, run.tree, d)) <= budget)
 
 
 def _rank(run: _Run, query: str | None, candidates: int, on_progress, room: int) -> tuple[int, int, int]:
@@ -192,13 +241,13 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress, room: int)
     if not query or not query.strip():
         for u, score in zip(units, references(run)):
             u.score, u.scored_by = float(score), "references"
-        for position, u in enumerate(sorted(units, key=lambda u: (-cast(float, u.score), u.tokens, tie[id(u)]))):  # all scored above
+        for position, u in enumerate(sorted(units, key=lambda u: (-u.tier, -cast(float, u.score), u.tokens, tie[id(u)]))):  # all scored above
             u.order = position
         return 0, 0, 0
     ranking = run.retriever.rank(query, [CandidateText(run.sources[u.file_index].path, u.chunk.name, u.chunk.text) for u in units])
     for u, lexical in zip(units, ranking.lexical):
         u.lexical = float(round(lexical, 6))
-    by_retrieval = [units[i] for i in ranking.order]
+    by_retrieval = sorted((units[i] for i in ranking.order), key=lambda u: -u.tier)  # stable: retrieval order within a tier
     retrieval = {id(units[i]): float(ranking.scores[i]) for i in range(len(units))}
     chosen = by_retrieval[: min(max(candidates, 0), max(MIN_CANDIDATES, CANDIDATE_FACTOR * _fitting(by_retrieval, room)))]
     stats = (0, 0, 0)
@@ -207,7 +256,7 @@ def _rank(run: _Run, query: str | None, candidates: int, on_progress, room: int)
         ami, scoring = ami_scores(run.model, texts, query, run.cache, on_progress, window=AMI_WINDOW)
         fused = AMI_WEIGHT * _minmax(np.asarray(ami)) + (1 - AMI_WEIGHT) * _minmax(np.array([retrieval[id(u)] for u in chosen]))
         for u, score in zip(chosen, fused):
-            u.score, u.scored_by = float(round(score, 6)), "ami"
+            u.score, u.scored_by = float(round(score + u.tier, 6)), "ami"  # fused is in [0, 1]: a tier outranks any score
         stats = (scoring.sequences_scored, scoring.cache_hits, scoring.tokens_scored)
     for u in by_retrieval[len(chosen) :]:
         u.score, u.scored_by = u.lexical, "retrieval"
@@ -290,7 +339,7 @@ def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
     time than the whole ranking). Without a query every kept function is cut.
     """
     functions = [u for u in kept if u.chunk.kind in (FUNCTION, METHOD) and u.tokens >= FINE_MIN_TOKENS
-                 and (not by_score or u.scored_by == "ami")]
+                 and (not by_score or u.scored_by == "ami") and u.tier < CHANGED]  # changed code is shown whole
     if not functions:
         return
     scores = [u.score if (by_score and u.score is not None) else 0.0 for u in functions]
@@ -310,7 +359,7 @@ def _fine(run: _Run, kept: list[_Unit], by_score: bool) -> None:
         signature_tokens = run.count("\n".join(lines[:signature]) + "\n")
         capacity = int(rate * u.tokens) - signature_tokens
         chosen = fine_stage.knapsack(values, weights, max(capacity, 0))
-        keep = set(range(signature))
+        keep = set(range(signature)) | u.pinned
         for block in chosen:
             a, b = blocks[block]
             keep.update(body[a] + offset for offset in range(b - a))
@@ -326,7 +375,7 @@ def _fit(run: _Run, ranked: Sequence[_Unit], kept: list[_Unit], budget: int, fra
     the whole rendered output at the end decides. Returns the kept units and that count.
     """
     kept = sorted(kept, key=lambda u: u.order)
-    sizer = _Sizer(run, frame)
+    sizer = _Sizer(run)
     # Units' own tokens are a lower bound on the rendered size (headers and markers only add), so
     # popping while even that is over the budget skips what would be thousands of section counts
     # (the fine stage's larger selection, on a package); the margin covers token merges at joins.
@@ -380,9 +429,9 @@ def _kept_tokens(run: _Run, u: _Unit) -> int:
 class _Sizer:
     """Rendered size of one file's section for a set of kept units (counted once per distinct section)."""
 
-    def __init__(self, run: _Run, frame: int):
+    def __init__(self, run: _Run):
         self.run = run
-        self.frame = frame  # the rendered output with nothing kept
+        self.frame = run.count(budgeted_context((), run.output_format))  # the bare frame: no file, no tree, no diff
         self._counts: dict[tuple, int] = {}
 
     def file_tokens(self, index: int, units: Sequence[_Unit]) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lctk.sources.gitdiff import ChangedFile
+
 KEPT, PARTIAL, DROPPED = "kept", "partial", "dropped"
 
 
@@ -36,10 +38,26 @@ class UnitDecision:
     kind: str
     symbol: str
     tokens: int
-    score: float | None  # AMI (with a query) or the query-free score; None if never scored
+    score: float | None  # AMI (with a query) or the query-free score, + its change tier with a diff; None if never scored
     scored_by: str  # "ami", "bm25" (outside the LM candidates), "references" (no query)
     decision: str  # KEPT, PARTIAL (fine stage dropped some lines) or DROPPED
     kept_tokens: int
+
+
+@dataclass(frozen=True)
+class DiffSection:
+    """The diff shown ahead of the code (`--diff`): what changed against `ref`, cut to fit if it had to be."""
+
+    ref: str
+    text: str  # the unified diff as shown, whole lines (the truncation marker is the renderer's)
+    files: tuple[ChangedFile, ...]  # every changed file (path, old_path, status, added, removed), even if the text was cut
+    lines_total: int
+    lines_shown: int
+    query_from_diff: bool  # no query was given: the diff's changed lines were the query
+
+    @property
+    def truncated(self) -> bool:
+        return self.lines_shown < self.lines_total
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,9 @@ class CompressResult:
     lm_tokens_scored: int
     seconds: float
     redactions: tuple = ()  # lctk.sources.secrets.Redaction: secrets replaced before anything read the text
+    tree: str | None = None  # the directory tree shown ahead of the code (`--tree`), as rendered lines
+    diff: DiffSection | None = None  # the diff shown ahead of the code (`--diff`)
+    tokenizer: str = ""  # what counted the budget: o200k_base, cl100k_base, a model alias, a tokenizer.json path
 
     @property
     def ratio(self) -> float:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
-from lctk.compress.model import CompressedFile, CompressResult
+from lctk.compress.model import CompressedFile, CompressResult, DiffSection
 from lctk.sources.languages import LANGUAGES
 
 _FENCE_LANGUAGE = {"cpp": "cpp", "tsx": "tsx", None: ""}
@@ -46,41 +46,88 @@ def _ranges(file: CompressedFile) -> str:
     return ",".join(f"{s.start_line}-{s.end_line}" for s in file.segments)
 
 
-def render_context(files: tuple[CompressedFile, ...], output_format: str) -> str:
-    """The compressed context itself (what is counted against the budget)."""
+def diff_title(diff: DiffSection) -> str:
+    """The diff section's heading: "git diff HEAD (2 files changed, +5 -1)"."""
+    n = len(diff.files)
+    added, removed = sum(f.added for f in diff.files), sum(f.removed for f in diff.files)
+    return f"git diff {diff.ref} ({n} file{'' if n == 1 else 's'} changed, +{added} -{removed})"
+
+
+def diff_body(diff: DiffSection) -> str:
+    """The diff as shown, with a marker line when it was cut to fit the budget."""
+    if not diff.truncated:
+        return diff.text
+    return diff.text + f"[… diff truncated: {diff.lines_shown} of {diff.lines_total} lines shown; the budget holds no more]\n"
+
+
+def render_header(tree: str | None, diff: DiffSection | None, output_format: str) -> str:
+    """The sections ahead of the code: the directory tree (`tree`, rendered lines) and the diff."""
+    parts = []
+    if tree is not None:
+        if output_format == "xml":
+            parts.append(f"<directory_tree>\n{escape(tree)}</directory_tree>\n")
+        elif output_format == "markdown":
+            fence = "````" if "```" in tree else "```"
+            parts.append(f"## Directory tree\n\n{fence}\n{tree}{fence}\n\n")
+        else:
+            parts.append(f"==> directory tree <==\n{tree}\n")
+    if diff is not None and diff.lines_total:
+        body = diff_body(diff)
+        if output_format == "xml":
+            attributes = f"ref={quoteattr(diff.ref)} files=\"{len(diff.files)}\" truncated=\"{str(diff.truncated).lower()}\""
+            parts.append(f"<diff {attributes}>\n{escape(body)}</diff>\n")
+        elif output_format == "markdown":
+            fence = "````" if "```" in body else "```"
+            parts.append(f"## {diff_title(diff)}\n\n{fence}diff\n{body}{fence}\n\n")
+        else:
+            parts.append(f"==> {diff_title(diff)} <==\n{body}\n")
+    return "".join(parts)
+
+
+def render_context(
+    files: tuple[CompressedFile, ...], output_format: str, tree: str | None = None, diff: DiffSection | None = None,
+) -> str:
+    """The compressed context itself (what is counted against the budget), the tree and diff first."""
     kept = [f for f in files if f.segments]
+    header = render_header(tree, diff, output_format)
     if output_format == "xml":
-        parts = ["<context>\n"]
+        parts = ["<context>\n", header]
         for f in kept:
             parts.append(f"<file path={quoteattr(f.path)} lines={quoteattr(_ranges(f))}>\n{escape(file_body(f))}</file>\n")
         parts.append("</context>\n")
         return "".join(parts)
     if output_format == "markdown":
-        parts = []
+        parts = [header]
         for f in kept:
             fence = "````" if "```" in file_body(f) else "```"
             lang = _FENCE_LANGUAGE.get(f.language, f.language or "")
             parts.append(f"## {f.path} (lines {_ranges(f)} of {f.total_lines})\n\n{fence}{lang}\n{file_body(f)}{fence}\n\n")
         return "".join(parts)
-    parts = []
+    parts = [header]
     for f in kept:  # text, also the `text` field of json
         parts.append(f"==> {f.path} (lines {_ranges(f)} of {f.total_lines}) <==\n{file_body(f)}\n")
     return "".join(parts)
 
 
-def budgeted_context(files: tuple[CompressedFile, ...], output_format: str) -> str:
+def budgeted_context(
+    files: tuple[CompressedFile, ...], output_format: str, tree: str | None = None, diff: DiffSection | None = None,
+) -> str:
     """The part of the output the budget counts: the context itself (json carries it as `text`)."""
-    return render_context(files, "text" if output_format == "json" else output_format)
+    return render_context(files, "text" if output_format == "json" else output_format, tree, diff)
 
 
-def render(result: CompressResult, skipped: Sequence = ()) -> str:
-    """The full stdout payload for the result's format (json also lists skipped files)."""
+def render(result: CompressResult, skipped: Sequence = (), repository: dict | None = None) -> str:
+    """The full stdout payload for the result's format (json also lists skipped files).
+
+    `repository` ({url, ref, commit}) names the remote repository the inputs came from (json only).
+    """
     if result.output_format != "json":
-        return render_context(result.files, result.output_format)
+        return render_context(result.files, result.output_format, result.tree, result.diff)
     payload = {
-        "text": budgeted_context(result.files, "json"),
+        "text": budgeted_context(result.files, "json", result.tree, result.diff),
         "query": result.query,
         "model": result.model,
+        "tokenizer": result.tokenizer,
         "backend": result.backend,
         "tokens": {"budget": result.budget_tokens, "input": result.input_tokens, "output": result.output_tokens},
         "ratio": round(result.ratio, 3),
@@ -88,12 +135,28 @@ def render(result: CompressResult, skipped: Sequence = ()) -> str:
         "units": [dataclasses.asdict(u) for u in result.units],
         "skipped": [{"path": item.display_path, "reason": item.reason} for item in skipped],
         "redactions": [{"path": r.path, "line": r.line, "kind": r.kind} for r in result.redactions],
+        "tree": result.tree,
+        "diff": _diff_json(result.diff),
+        "repository": repository,
         "scoring": {
             "lm_sequences": result.lm_sequences_scored, "cache_hits": result.lm_cache_hits,
             "lm_tokens": result.lm_tokens_scored, "seconds": round(result.seconds, 3),
         },
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+
+def _diff_json(diff: DiffSection | None) -> dict | None:
+    if diff is None:
+        return None
+    return {
+        "ref": diff.ref,
+        "files": [{"path": f.path, "old_path": f.old_path, "status": f.status, "added": f.added, "removed": f.removed,
+                   "binary": f.binary} for f in diff.files],
+        "added": sum(f.added for f in diff.files), "removed": sum(f.removed for f in diff.files),
+        "lines": diff.lines_total, "lines_shown": diff.lines_shown, "truncated": diff.truncated,
+        "query_from_diff": diff.query_from_diff,
+    }
 
 
 def explain_table(result: CompressResult) -> str:

@@ -13,6 +13,9 @@ _WHERE = {
     "BM25": "lexical",
     "identifier_tokens": "lexical",
     "redact_text": "secrets",
+    "checkout": "remote",
+    "is_remote": "remote",
+    "load_diff": "gitdiff",
 }
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lctk.cli.options import BackendOption, ModelOption
+from lctk.cli.remotes import RefOption, RefreshRemoteOption
 from lctk.vocabulary import CandidateSource, CompressFormat
 
 DEFAULT_RATE = 0.5
@@ -15,7 +16,7 @@ DEFAULT_CANDIDATES = 32  # lctk.compress.api.DEFAULT_CANDIDATES, not imported: -
 
 
 def compress(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Files or directories; '-' reads text from stdin.", show_default=False)] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Files or directories; '-' reads text from stdin; or one repository URL (https://, ssh://, git@host:owner/repo.git, file://).", show_default=False)] = None,
     query: Annotated[Optional[str], typer.Option("--query", "-q", help="The task the context is for (omit for the query-free scorer).")] = None,
     budget: Annotated[Optional[int], typer.Option("--budget", "-B", min=1, help="Most tokens in the output, everything included.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", "-r", min=0.0, max=1.0, help="Output size as a share of the input [default: 0.5 without --budget].")] = None,
@@ -30,18 +31,28 @@ def compress(
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only paths matching this glob (repeatable).")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Leave out paths matching this glob (repeatable).")] = None,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Keep likely secrets (keys, tokens, .env values) instead of replacing them with [REDACTED:kind].")] = False,
-    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count the budget with this model's tokenizer [default: the scoring model's].")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count the budget in this tokenizer: o200k_base (GPT-4o), cl100k_base (GPT-4), a tokenizer.json or a model [default: the scoring model's].")] = None,
     model: ModelOption = None,
     backend: BackendOption = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the result to this file (atomically) instead of stdout.", show_default=False)] = None,
+    tree: Annotated[bool, typer.Option("--tree", help="Start with a directory tree of the input files (inside the budget).")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Start with `git diff HEAD` (the working tree's changes, new files included) and rank changed code, then its callers, first; without -q the changed lines are the query.")] = False,
+    diff_base: Annotated[Optional[str], typer.Option("--diff-base", help="Diff against this revision instead of HEAD: main, HEAD~3, a tag, a SHA, or main...HEAD for a branch's own commits (implies --diff).", show_default=False)] = None,
+    ref: RefOption = None,
+    refresh_remote: RefreshRemoteOption = False,
 ) -> None:
     """Compress code into a token budget, keeping what the task needs (LongCodeZip)."""
+    from rich.markup import escape
+
     from lctk.cli.console import err_console, progress_callback, read_stdin_text, write_stdout
     from lctk.cli.options import backend_value
+    from lctk.cli.remotes import check_remote_flags, checkout_remote, is_remote_input, repository_json
     from lctk.compress.api import compress as compress_sources
     from lctk.compress.render import explain_table, render
     from lctk.errors import CacheError, InputError, UsageError
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
+    from lctk.models.tokenizers import load_token_counter
     from lctk.score_cache import MemoryScoreCache, open_score_cache
     from lctk.sources.languages import LANGUAGES
     from lctk.sources.walk import STDIN, gather_sources
@@ -64,17 +75,34 @@ def compress(
         stdin_text = read_stdin_text()
     if not names:
         raise UsageError("no input: pass files or directories, '-' for stdin, or --stdin-paths")
+    diff_ref = diff_base if diff_base is not None else "HEAD" if diff else None
+    remote = None
+    if any(is_remote_input(name) for name in names):
+        if len(names) != 1:
+            raise UsageError("a repository URL must be the only input; run lctk compress once per repository")
+        if diff_ref is not None:
+            raise UsageError("--diff needs a local git work tree; a repository URL is read as one commit")
+        remote = checkout_remote(names[0], ref, refresh_remote)
+        names = [str(remote.path)]
+    check_remote_flags(remote is not None, ref, refresh_remote)
+    if diff_ref is not None and STDIN in names:
+        raise UsageError("--diff needs files or directories in a git work tree, not stdin ('-')")
     sources, skipped = gather_sources(names, stdin_text, lang, include or [], exclude or [])
+    if remote is not None:
+        sources, skipped = _relative_to_root(remote.path, sources, skipped)
     console = err_console()
     if not sources or not any(s.text.strip() for s in sources):
-        raise InputError(f"nothing to compress: no readable source text in {', '.join(names)}" + _skip_summary(skipped))
+        shown = remote.url if remote is not None else ", ".join(names)
+        raise InputError(f"nothing to compress: no readable source text in {shown}" + _skip_summary(skipped))
+    target = _output_target(output, sources, remote.path if remote is not None else None)
+    changes = _load_diff(names, diff_ref, sources) if diff_ref is not None else None
     _report_skipped(skipped)
     chosen_backend = backend_value(backend)
     lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend)
-    counter = load_language_model(tokenizer, "score", chosen_backend)[0] if tokenizer else lm
+    counter = load_token_counter(tokenizer, backend=chosen_backend, loaded=lm) if tokenizer else lm
     cache = MemoryScoreCache() if no_cache else open_score_cache()
     retriever = None
-    if query is not None and retrieval == CandidateSource.hybrid:
+    if (query is not None or changes is not None) and retrieval == CandidateSource.hybrid:  # a diff is the query without -q
         from lctk.retrieval.candidates import default_retriever
 
         try:
@@ -86,21 +114,116 @@ def compress(
         result = compress_sources(
             sources, lm, query=query, budget_tokens=budget, rate=None if budget else (rate or DEFAULT_RATE),
             output_format=output_format.value, fine=not no_fine, candidates=candidates, cache=cache,
-            counter=counter, on_progress=on_progress, redact=not no_redact, retriever=retriever,
+            counter=counter, on_progress=on_progress, redact=not no_redact, retriever=retriever, diff=changes, tree=tree,
         )
-    write_stdout(render(result, skipped))
+    payload = render(result, skipped, repository_json(remote) if remote is not None else None)
+    if target is not None:
+        _write_output(target, payload)
+    else:
+        write_stdout(payload)
     if result.redactions:
         from lctk.sources.secrets import summarize
 
         logging.getLogger("lctk").warning(summarize(result.redactions))
+    if result.diff is not None and result.diff.truncated:
+        logging.getLogger("lctk").warning(
+            "the diff alone exceeds the budget: showing %d of its %d lines and no code (raise --budget to see more)",
+            result.diff.lines_shown, result.diff.lines_total)
     if explain:
         console.print(explain_table(result), markup=False, highlight=False, end="")
     console.print(
         f"[dim]lctk:[/dim] {result.input_tokens:,} -> {result.output_tokens:,} tokens "
         f"(budget {result.budget_tokens:,}, {result.ratio:.1f}x) from {len(sources)} files; "
-        f"scored {result.lm_sequences_scored} chunks, {result.lm_cache_hits} from cache",
+        f"scored {result.lm_sequences_scored} chunks, {result.lm_cache_hits} from cache"
+        + (f"; written to {escape(output or '')}" if target is not None else ""),
         markup=True, highlight=False,
     )
+
+
+def _relative_to_root(root, sources, skipped):
+    """Show a cloned repository's files by their path in the repository (`src/a.py`), not in the cache."""
+    from dataclasses import replace
+
+    from lctk.sources.walk import printable_path
+
+    prefix = printable_path(root.as_posix().rstrip("/") + "/")
+
+    def strip(path: str) -> str:
+        return path[len(prefix):] if path.startswith(prefix) else path
+
+    return ([replace(s, path=strip(s.path)) for s in sources],
+            [replace(item, display_path=strip(item.display_path)) for item in skipped])
+
+
+def _output_target(output: str | None, sources, root):
+    """The -o file as a Path (None for stdout), checked before any work: a writable place that is not an input."""
+    import os
+    from pathlib import Path
+
+    from lctk.errors import InputError
+    from lctk.sources.walk import STDIN
+
+    if output is None or output == STDIN:
+        return None
+    target = Path(output)
+    if not output.strip() or target.is_dir():
+        raise InputError(f"cannot write the output to {output}: it is a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write the output to {output}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InputError(f"cannot write the output to {output}: permission denied")
+    resolved = target.resolve()
+    for source in sources:
+        if source.path == "<stdin>":
+            continue
+        where = (root / source.path) if root is not None else Path(source.path)
+        if where.resolve() == resolved:
+            raise InputError(f"refusing to write the output over an input file: {output}")
+    return target
+
+
+def _write_output(target, payload: str) -> None:
+    """Replace `target` with the payload atomically (a reader never sees half a file), keeping its mode."""
+    import os
+    import stat
+
+    from lctk.cli.state import check_interrupt
+    from lctk.errors import LctkError
+    from lctk.storage import atomic_file
+
+    check_interrupt()  # never write a result after Ctrl-C
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        with atomic_file(target) as handle:
+            handle.write(payload.encode("utf-8"))
+            os.fchmod(handle.fileno(), mode)
+    except OSError as exc:
+        raise LctkError(f"cannot write the output to {target}: {exc.strerror or exc}") from None
+
+
+def _load_diff(names, ref: str, sources):
+    """The diff against `ref` of the named paths, limited to the files being compressed (deletions kept)."""
+    import logging
+
+    from lctk.sources.gitdiff import load_diff
+
+    log = logging.getLogger("lctk")
+    full = load_diff(names, ref)
+    changes = full.restricted(s.path for s in sources)
+    left_out = [f.path for f in full.files if f not in changes.files]
+    if left_out:
+        log.info("diff: left out %d changed file%s that %s not among the inputs: %s", len(left_out),
+                 "" if len(left_out) == 1 else "s", "is" if len(left_out) == 1 else "are", ", ".join(left_out[:5])
+                 + (", ..." if len(left_out) > 5 else ""))
+    if not changes.files:
+        log.warning("no changes against %s in %s; compressing without a diff", ref, ", ".join(names))
+    return changes
 
 
 def _skip_summary(skipped) -> str:

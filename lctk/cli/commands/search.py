@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lctk.cli.options import EmbedModelOption, FormatOption, OutputFormat
+from lctk.cli.remotes import RefOption, RefreshRemoteOption
 from lctk.vocabulary import Aggregation, Fusion, SearchMode
 
 
@@ -26,7 +27,7 @@ def _split_values(values: list[str] | None) -> tuple[str, ...]:
 
 def search(
     query: Annotated[str, typer.Argument(help="What you are looking for: words, a question, or a symbol name.")],
-    path: Annotated[str, typer.Argument(help="Directory (or file) to search; indexed on first use.")] = ".",
+    path: Annotated[str, typer.Argument(help="Directory (or file) to search, or a repository URL; indexed on first use.")] = ".",
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
     mode: Annotated[SearchMode, typer.Option("--mode", case_sensitive=False, help="hybrid (dense + BM25), dense or lexical.")] = SearchMode.hybrid,
     lang: Annotated[list[str] | None, typer.Option("--lang", help="Only these languages (repeatable or comma-separated; 'text' for files without a grammar).")] = None,
@@ -41,9 +42,12 @@ def search(
     fusion: Annotated[Fusion, typer.Option("--fusion", case_sensitive=False, help="How hybrid mode fuses dense and lexical scores.")] = Fusion.blend,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Show likely secrets in --context code instead of [REDACTED:kind].")] = False,
     embed_model: EmbedModelOption = None,
+    ref: RefOption = None,
+    refresh_remote: RefreshRemoteOption = False,
 ) -> None:
     """Search code by meaning and by name (SEA split-encode-aggregate + BM25)."""
     from lctk.cli.console import err_console, progress_callback, write_stdout
+    from lctk.cli.remotes import repository_json
     from lctk.errors import InputError
     from lctk.retrieval.api import CodeIndex, join_prefix
     from lctk.retrieval.units import UNIT_KINDS
@@ -61,11 +65,14 @@ def search(
             join_prefix("", prefix)  # a --path out of PATH fails now, before any indexing
         except InputError:
             raise InputError(f"--path {prefix!r} is outside the searched directory; give a path inside it") from None
+    remote = _remote_checkout(path, ref, refresh_remote)
     with progress_callback("indexing") as on_progress:
         opened = CodeIndex.open(
-            path, embed_model=embed_model, refresh=not no_refresh, rerank=rerank > 0 and mode != SearchMode.lexical,
-            progress=on_progress, wait_message=_waiting,
+            remote.path if remote is not None else path, embed_model=embed_model, refresh=not no_refresh,
+            rerank=rerank > 0 and mode != SearchMode.lexical, progress=on_progress, wait_message=_waiting,
         )
+    if remote is not None:
+        _show_paths_from_repository_root(opened)
     if opened.stats is not None:
         _report_refresh(opened.stats)
     filters = opened.filters(languages=languages, globs=glob or (), paths=prefixes, kinds=kinds)
@@ -74,7 +81,8 @@ def search(
     )
     from lctk.cli.render_search import render_hits
 
-    write_stdout(render_hits(hits, opened, query, mode.value, output_format.value, context, files_only, k, not no_redact))
+    write_stdout(render_hits(hits, opened, query, mode.value, output_format.value, context, files_only, k, not no_redact,
+                             repository=repository_json(remote) if remote is not None else None))
     if context is not None and not no_redact and not files_only:
         _report_redactions(hits, opened, context)
     if not hits:
@@ -89,14 +97,20 @@ def index(
     output_format: FormatOption = OutputFormat.text,
     embed_model: EmbedModelOption = None,
     warm: Annotated[bool, typer.Option("--warm", help="Also store the full model's vector of every block, so no query runs the full model over code (minutes once; then only changed blocks).")] = False,
+    ref: RefOption = None,
+    refresh_remote: RefreshRemoteOption = False,
 ) -> None:
     """Build or refresh a search index; only new and changed files are re-embedded."""
     import json
 
     from lctk.cli.console import progress_callback, write_stdout
+    from lctk.cli.remotes import repository_json
     from lctk.retrieval.api import CodeIndex
     from lctk.retrieval.api import index as build
 
+    remote = _remote_checkout(path, ref, refresh_remote)
+    if remote is not None:
+        path = str(remote.path)
     with progress_callback("indexing") as on_progress:
         stats = build(path, embed_model=embed_model, rebuild=rebuild, block_tokens=block_tokens, aggregation=aggregate,
                       progress=on_progress, wait_message=_waiting)
@@ -111,11 +125,14 @@ def index(
         payload["seconds"] = round(stats.seconds, 3)
         if warmed is not None:
             payload["warm"] = {"blocks": warmed.blocks, "embedded": warmed.embedded, "seconds": round(warmed.seconds, 3)}
+        if remote is not None:
+            payload["repository"] = repository_json(remote)
         write_stdout(json.dumps(payload, indent=2) + "\n")
         return
     what = "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"
     write_stdout(
         f"{what}: {stats.root}\n"
+        + (f"  repository: {remote.url} at {remote.commit} ({remote.ref})\n" if remote is not None else "") +
         f"  {stats.files:,} files ({stats.added:,} added, {stats.changed:,} changed, {stats.removed:,} removed, "
         f"{stats.unchanged:,} unchanged), {stats.units:,} units, {stats.blocks:,} blocks\n"
         f"  embedded {stats.embedded_blocks:,} blocks with {stats.model} in {stats.seconds:.2f} s"
@@ -124,6 +141,24 @@ def index(
         + (f"  warm: {warmed.embedded:,} of {warmed.blocks:,} blocks embedded with the full model in {warmed.seconds:.2f} s\n"
            if warmed is not None else "")
     )
+
+
+def _remote_checkout(path: str, ref: str | None, refresh_remote: bool):
+    """The cached checkout when PATH is a repository URL (cloned on first use), else None."""
+    from lctk.cli.remotes import check_remote_flags, checkout_remote, is_remote_input
+
+    remote = is_remote_input(path)
+    check_remote_flags(remote, ref, refresh_remote)
+    return checkout_remote(path, ref, refresh_remote) if remote else None
+
+
+def _show_paths_from_repository_root(opened) -> None:
+    """Print a cloned repository's paths from its root (`src/a.py`), as a checkout of it would have them,
+    not from the cache directory the clone lives in."""
+    from dataclasses import replace
+
+    opened.target = replace(opened.target, display_prefix="")
+    opened.searcher.display_prefix = ""
 
 
 def _report_redactions(hits, opened, context: int) -> None:
