@@ -60,6 +60,12 @@ def diff_body(diff: DiffSection) -> str:
     return diff.text + f"[… diff truncated: {diff.lines_shown} of {diff.lines_total} lines shown; the budget holds no more]\n"
 
 
+def _fenced(body: str, info: str = "") -> str:
+    """A Markdown code block around `body` (which ends with a newline); a longer fence when it holds one."""
+    fence = "````" if "```" in body else "```"
+    return f"{fence}{info}\n{body}{fence}\n"
+
+
 def render_header(tree: str | None, diff: DiffSection | None, output_format: str) -> str:
     """The sections ahead of the code: the directory tree (`tree`, rendered lines) and the diff."""
     parts = []
@@ -67,8 +73,7 @@ def render_header(tree: str | None, diff: DiffSection | None, output_format: str
         if output_format == "xml":
             parts.append(f"<directory_tree>\n{escape(tree)}</directory_tree>\n")
         elif output_format == "markdown":
-            fence = "````" if "```" in tree else "```"
-            parts.append(f"## Directory tree\n\n{fence}\n{tree}{fence}\n\n")
+            parts.append(f"## Directory tree\n\n{_fenced(tree)}\n")
         else:
             parts.append(f"==> directory tree <==\n{tree}\n")
     if diff is not None and diff.lines_total:
@@ -77,8 +82,7 @@ def render_header(tree: str | None, diff: DiffSection | None, output_format: str
             attributes = f"ref={quoteattr(diff.ref)} files=\"{len(diff.files)}\" truncated=\"{str(diff.truncated).lower()}\""
             parts.append(f"<diff {attributes}>\n{escape(body)}</diff>\n")
         elif output_format == "markdown":
-            fence = "````" if "```" in body else "```"
-            parts.append(f"## {diff_title(diff)}\n\n{fence}diff\n{body}{fence}\n\n")
+            parts.append(f"## {diff_title(diff)}\n\n{_fenced(body, 'diff')}\n")
         else:
             parts.append(f"==> {diff_title(diff)} <==\n{body}\n")
     return "".join(parts)
@@ -99,9 +103,8 @@ def render_context(
     if output_format == "markdown":
         parts = [header]
         for f in kept:
-            fence = "````" if "```" in file_body(f) else "```"
             lang = _FENCE_LANGUAGE.get(f.language, f.language or "")
-            parts.append(f"## {f.path} (lines {_ranges(f)} of {f.total_lines})\n\n{fence}{lang}\n{file_body(f)}{fence}\n\n")
+            parts.append(f"## {f.path} (lines {_ranges(f)} of {f.total_lines})\n\n{_fenced(file_body(f), lang)}\n")
         return "".join(parts)
     parts = [header]
     for f in kept:  # text, also the `text` field of json
