@@ -26,15 +26,16 @@ from typing import Any, cast
 
 from lctk.ask.qa import PreparedDocument, answer, prepare
 from lctk.ask.settings import RetrievalMode, RetrievalSettings
+from lctk.cli.commands.search import say_waiting_for_index
 from lctk.cli.options import backend_value
-from lctk.cli.render_search import render_hits
+from lctk.cli.render_search import index_json, index_outcome, render_hits
 from lctk.compress.api import compress as compress_sources
 from lctk.compress.render import budgeted_context, render
 from lctk.config import writable_cache_subdir
 from lctk.documents.load import load_document
 from lctk.errors import CacheError, InputError
 from lctk.models.protocols import AttentionLanguageModel, Embedder, LanguageModel
-from lctk.retrieval.api import CodeIndex, Target, join_prefix, load_search_embedder, resolve_target
+from lctk.retrieval.api import CodeIndex, Target, load_search_embedder, resolve_target
 from lctk.retrieval.api import index as build_index
 from lctk.retrieval.candidates import CandidateRetriever
 from lctk.retrieval.ranking import Filters
@@ -85,7 +86,7 @@ class ToolBox:
         chosen = parse_choice(SearchMode, mode, "mode")
         _check_hits(k, context, languages, kinds)
         opened, target = self.code_index(path, progress)
-        hits = opened.search(query, k=k, mode=chosen, filters=_filters(opened, target, languages, globs, paths, kinds))
+        hits = opened.search(query, k=k, mode=chosen, filters=opened.filters(languages=languages, globs=globs, paths=paths, kinds=kinds, within=target.within))
         data = json.loads(render_hits(hits, opened, query, chosen.value, "json", context, False, k))
         text = render_hits(hits, opened, query, chosen.value, "text", context, False, k) or "no results\n"
         return ToolOutput(text, data)
@@ -100,7 +101,7 @@ class ToolBox:
         if line < 1:
             raise InputError(f"line must be at least 1 (got {line})")
         opened, target = self.code_index(path, progress)
-        hits = opened.related(file, line, k=k, filters=_filters(opened, target, languages, globs, paths, kinds))
+        hits = opened.related(file, line, k=k, filters=opened.filters(languages=languages, globs=globs, paths=paths, kinds=kinds, within=target.within))
         payload = json.loads(render_hits(hits, opened, f"{file}:{line}", "related", "json", context, False, k))
         data = {"file": file, "line": line, **{key: value for key, value in payload.items() if key not in ("query", "mode")}}
         text = render_hits(hits, opened, "", "related", "text", context, False, k) or "no other code in the index\n"
@@ -109,12 +110,9 @@ class ToolBox:
     def index(self, path: str = ".", *, rebuild: bool = False, progress: Progress | None = None) -> ToolOutput:
         """Build or refresh the index of a directory; only new and changed files are embedded."""
         embedder, _ = self.search_models()
-        stats = build_index(path, rebuild=rebuild, progress=progress, wait_message=_waiting, embedder=embedder)
-        data = {key: value for key, value in asdict(stats).items() if key != "skipped"}
-        data["skipped"] = [{"path": item.display_path, "reason": item.reason} for item in stats.skipped]
-        data["seconds"] = round(stats.seconds, 3)
-        what = "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"
-        text = (f"{what}: {stats.root}: {stats.files:,} files ({stats.added:,} added, {stats.changed:,} changed, "
+        stats = build_index(path, rebuild=rebuild, progress=progress, wait_message=say_waiting_for_index, embedder=embedder)
+        data = index_json(stats)
+        text = (f"{index_outcome(stats)}: {stats.root}: {stats.files:,} files ({stats.added:,} added, {stats.changed:,} changed, "
                 f"{stats.removed:,} removed, {stats.unchanged:,} unchanged), {stats.units:,} units, {stats.blocks:,} blocks; "
                 f"embedded {stats.embedded_blocks:,} blocks with {stats.model} in {stats.seconds:.2f} s"
                 + (f"; skipped {len(stats.skipped):,} files ({count_by_reason(stats.skipped)})" if stats.skipped else "") + "\n")
@@ -201,9 +199,9 @@ class ToolBox:
         opened = self._indexes.pop(target.root, None)
         if opened is None:
             embedder, reranker = self.search_models()
-            opened = CodeIndex.open(target.root, embedder=embedder, reranker=reranker, progress=progress, wait_message=_waiting)
+            opened = CodeIndex.open(target.root, embedder=embedder, reranker=reranker, progress=progress, wait_message=say_waiting_for_index)
         else:
-            opened.refresh(progress=progress, wait_message=_waiting)
+            opened.refresh(progress=progress, wait_message=say_waiting_for_index)
         self._indexes[target.root] = opened
         while len(self._indexes) > MAX_OPEN_INDEXES:
             self._indexes.popitem(last=False)
@@ -276,15 +274,3 @@ def _check_hits(k: int, context: int, languages: Sequence[str], kinds: Sequence[
     if context < 0:
         raise InputError(f"context must be 0 or more lines (got {context})")
     Filters.checked(languages=languages, kinds=kinds)
-
-
-def _filters(opened: CodeIndex, target: Target, languages: Sequence[str], globs: Sequence[str], paths: Sequence[str],
-             kinds: Sequence[str]) -> Filters:
-    """Filters on an index opened at its root: `paths` are relative to PATH, whose part of the root bounds the rest."""
-    prefixes = [join_prefix(target.within, prefix) for prefix in paths] if paths else [target.within] if target.within else []
-    return opened.filters(languages=languages, globs=globs, paths=prefixes, kinds=kinds)
-
-
-def _waiting() -> None:
-    log.warning("waiting for lock: another lctk is writing this index")
-

@@ -170,10 +170,13 @@ class CodeIndex:
         globs: Sequence[str] = (),
         paths: Sequence[str] = (),
         kinds: Sequence[str] = (),
+        within: str | None = None,
     ) -> Filters:
         """Filters for `search`, validated: `paths` are prefixes relative to PATH (the whole of PATH
-        when none); `globs` are gitignore-style patterns relative to the index root."""
-        within = self.target.within
+        when none); `globs` are gitignore-style patterns relative to the index root. `within`
+        stands for PATH (relative to the index root) when the index is searched for another PATH
+        than the one it was opened with."""
+        within = self.target.within if within is None else within
         prefixes = tuple(join_prefix(within, p) for p in paths) if paths else ((within,) if within else ())
         return Filters.checked(languages=languages, globs=globs, paths=prefixes, kinds=kinds)
 

@@ -69,7 +69,7 @@ def search(
     with progress_callback("indexing") as on_progress:
         opened = CodeIndex.open(
             remote.path if remote is not None else path, embed_model=embed_model, refresh=not no_refresh,
-            rerank=rerank > 0 and mode != SearchMode.lexical, progress=on_progress, wait_message=_waiting,
+            rerank=rerank > 0 and mode != SearchMode.lexical, progress=on_progress, wait_message=say_waiting_for_index,
         )
     if remote is not None:
         _show_paths_from_repository_root(opened)
@@ -105,6 +105,7 @@ def index(
 
     from lctk.cli.console import progress_callback, write_stdout
     from lctk.cli.remotes import repository_json
+    from lctk.cli.render_search import index_json, index_outcome
     from lctk.retrieval.api import CodeIndex
     from lctk.retrieval.api import index as build
 
@@ -113,25 +114,22 @@ def index(
         path = str(remote.path)
     with progress_callback("indexing") as on_progress:
         stats = build(path, embed_model=embed_model, rebuild=rebuild, block_tokens=block_tokens, aggregation=aggregate,
-                      progress=on_progress, wait_message=_waiting)
+                      progress=on_progress, wait_message=say_waiting_for_index)
     _report_skipped(stats.skipped)
     warmed = None
     if warm:
         with progress_callback("storing full-model block vectors") as on_progress:
             warmed = CodeIndex.open(path, embed_model=embed_model, refresh=False).warm(progress=on_progress)  # just built
     if output_format == OutputFormat.json:
-        payload = {k_: v for k_, v in stats.__dict__.items() if k_ != "skipped"}
-        payload["skipped"] = [{"path": s.display_path, "reason": s.reason} for s in stats.skipped]
-        payload["seconds"] = round(stats.seconds, 3)
+        payload = index_json(stats)
         if warmed is not None:
             payload["warm"] = {"blocks": warmed.blocks, "embedded": warmed.embedded, "seconds": round(warmed.seconds, 3)}
         if remote is not None:
             payload["repository"] = repository_json(remote)
         write_stdout(json.dumps(payload, indent=2) + "\n")
         return
-    what = "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"
     write_stdout(
-        f"{what}: {stats.root}\n"
+        f"{index_outcome(stats)}: {stats.root}\n"
         + (f"  repository: {remote.url} at {remote.commit} ({remote.ref})\n" if remote is not None else "") +
         f"  {stats.files:,} files ({stats.added:,} added, {stats.changed:,} changed, {stats.removed:,} removed, "
         f"{stats.unchanged:,} unchanged), {stats.units:,} units, {stats.blocks:,} blocks\n"
@@ -178,7 +176,8 @@ def _report_redactions(hits, opened, context: int) -> None:
         logging.getLogger("lctk").warning(summarize(seen))
 
 
-def _waiting() -> None:
+def say_waiting_for_index() -> None:
+    """Say on stderr that another lctk holds this index's lock (the wait follows)."""
     import logging
 
     logging.getLogger("lctk").warning("waiting for lock: another lctk is writing this index")
