@@ -13,7 +13,7 @@ from lctk.compress.model import DROPPED, KEPT
 from lctk.compress.render import render, render_context
 from lctk.errors import InputError
 from lctk.score_cache import MemoryScoreCache
-from lctk.sources.gitdiff import ADDED, DELETED, MODIFIED, RENAMED, load_diff, parse_diff
+from lctk.sources.gitdiff import ADDED, DELETED, MODIFIED, RENAMED, GitDiff, load_diff, parse_diff
 from lctk.sources.walk import gather_sources
 
 APP = '''def parse_header(line):
@@ -182,3 +182,19 @@ def test_diff_outside_git_and_on_stdin_are_one_line_errors(tmp_path):
     (tmp_path / "plain" / "a.py").write_text("def f():\n    return 1\n")
     assert_one_line_error(run_lctk("compress", str(tmp_path / "plain"), "--diff", "-B", "100"), 1, "not in a git work tree")
     assert_one_line_error(run_lctk("compress", "-", "--diff", "-B", "100", input="x = 1\n"), 2, "not stdin")
+
+
+def test_secrets_in_a_diff_are_redacted_with_their_line_on_the_right_side():
+    key = "AKIA" + "Q3EXAMPLE7KEY2XZ"  # an AWS access key id shape
+    text = (
+        "diff --git a/cfg.py b/cfg.py\nindex 1..2 100644\n--- a/cfg.py\n+++ b/cfg.py\n"
+        f"@@ -10,4 +10,4 @@ def settings():\n     region = 'eu'\n-    old_key = '{key}'\n+    new_key = '{key}'\n     debug = False\n"
+        "\\ No newline at end of file\n"
+    )
+    (changed,) = parse_diff(text)
+    diff = GitDiff("HEAD", (changed,))
+    clean, found = diff.redacted()
+    assert key not in clean.text and "[REDACTED:" in clean.text
+    assert clean.text.count("\n") == text.count("\n")  # markers and lines kept
+    assert sorted(r.line for r in found) == [11, 11]  # the removed line on the old side, the added one on the new
+    assert "old_key" in diff.query_text() and "new_key" in diff.query_text() and "region" not in diff.query_text()

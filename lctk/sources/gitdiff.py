@@ -14,7 +14,7 @@ as changed too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -203,26 +203,17 @@ def _parse_file(lines: list[str]) -> ChangedFile:
     status, binary, renamed = MODIFIED, False, False
     added = removed = 0
     marks: list[int] = []
-    new_line = 0
-    in_hunk = False
-    for raw in lines[1:]:
-        line = raw.rstrip("\n")
-        hunk = _HUNK.match(line)
-        if hunk:
-            in_hunk, new_line = True, int(hunk.group(3))
+    body = [raw.rstrip("\n") for raw in lines[1:]]
+    for index, kind, _, new_line in _hunk_lines(body):
+        if kind == "+":
+            marks.append(new_line)
+            added += 1
+        elif kind == "-":
+            marks.append(max(new_line - 1, 1))
+            removed += 1
+        if kind:
             continue
-        if in_hunk and line[:1] in (" ", "+", "-", "\\"):
-            if line[:1] == "+":
-                marks.append(new_line)
-                added += 1
-                new_line += 1
-            elif line[:1] == "-":
-                marks.append(max(new_line - 1, 1))
-                removed += 1
-            elif line[:1] == " ":
-                new_line += 1
-            continue
-        in_hunk = False
+        line = body[index]
         if line.startswith("new file mode"):
             status = ADDED
         elif line.startswith("deleted file mode"):
@@ -310,26 +301,39 @@ def _ranges(lines: list[int]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in ranges)
 
 
-def _body_lines(patch: str) -> Iterable[tuple[str, str, int]]:
-    """(marker, content, line number on its side) of each hunk line: ' ' and '+' count the new side, '-' the old."""
+def _hunk_lines(lines: Sequence[str]) -> Iterator[tuple[int, str, int, int]]:
+    """Walk a file's patch lines: (index, kind, old line, new line) of each.
+
+    kind is "@" for a hunk header (the numbers its hunk starts at), " ", "+" or "-" for a hunk
+    line (the numbers it stands at on the old and new side, before it is counted), "\\" for git's
+    "No newline at end of file" inside a hunk, and "" for any other line (the file's header).
+    """
     old_line = new_line = 0
     in_hunk = False
-    for raw in patch.splitlines():
-        hunk = _HUNK.match(raw)
+    for index, line in enumerate(lines):
+        hunk = _HUNK.match(line)
         if hunk:
             in_hunk, old_line, new_line = True, int(hunk.group(1)), int(hunk.group(3))
+            yield index, "@", old_line, new_line
             continue
-        if not in_hunk or raw[:1] not in (" ", "+", "-"):
-            in_hunk = in_hunk and raw.startswith("\\")
+        marker = line[:1]
+        if not in_hunk or marker not in (" ", "+", "-", "\\"):
+            in_hunk = False
+            yield index, "", old_line, new_line
             continue
-        marker, content = raw[:1], raw[1:]
-        if marker == "-":
-            yield marker, content, old_line
+        yield index, marker, old_line, new_line
+        if marker != "+" and marker != "\\":
             old_line += 1
-        else:
-            yield marker, content, new_line
+        if marker != "-" and marker != "\\":
             new_line += 1
-            old_line += marker == " "
+
+
+def _body_lines(patch: str) -> Iterable[tuple[str, str, int]]:
+    """(marker, content, line number on its side) of each hunk line: ' ' and '+' count the new side, '-' the old."""
+    lines = patch.splitlines()
+    for index, kind, old_line, new_line in _hunk_lines(lines):
+        if kind in (" ", "+", "-"):
+            yield kind, lines[index][1:], old_line if kind == "-" else new_line
 
 
 def _redact_patch(patch: str, path: str) -> tuple[str, list[Redaction]]:
@@ -337,30 +341,20 @@ def _redact_patch(patch: str, path: str) -> tuple[str, list[Redaction]]:
     lines = patch.split("\n")
     body: list[int] = []  # indexes of hunk lines in `lines`
     numbers: list[int] = []
-    in_hunk = False
-    old_line = new_line = 0
     found: list[Redaction] = []
-    for index, line in enumerate(lines):
-        hunk = _HUNK.match(line)
-        if hunk:
-            in_hunk, old_line, new_line = True, int(hunk.group(1)), int(hunk.group(3))
-            context = line[hunk.end():]
+    for index, kind, old_line, new_line in _hunk_lines(lines):
+        if kind == "@":
+            line = lines[index]
+            end = _HUNK.match(line).end()  # type: ignore[union-attr]  # kind "@" means it matched
+            context = line[end:]
             if context.strip():  # the function line git prints after @@ is file text too
                 cleaned = redact_text(context, path)
                 if cleaned.redactions:
-                    lines[index] = line[: hunk.end()] + cleaned.text
+                    lines[index] = line[:end] + cleaned.text
                     found.extend(Redaction(path, new_line, r.kind) for r in cleaned.redactions)
-            continue
-        if in_hunk and line[:1] in (" ", "+", "-"):
+        elif kind in (" ", "+", "-"):
             body.append(index)
-            numbers.append(old_line if line[:1] == "-" else new_line)
-            if line[:1] == "-":
-                old_line += 1
-            else:
-                new_line += 1
-                old_line += line[:1] == " "
-            continue
-        in_hunk = in_hunk and line.startswith("\\")
+            numbers.append(old_line if kind == "-" else new_line)
     if body:
         cleaned = redact_text("\n".join(lines[i][1:] for i in body) + "\n", path)
         if cleaned.redactions:
