@@ -30,7 +30,7 @@ from lctk.cli.commands.search import say_waiting_for_index
 from lctk.cli.options import backend_value
 from lctk.cli.render_search import index_json, index_outcome, render_hits
 from lctk.compress.api import compress as compress_sources
-from lctk.compress.render import budgeted_context, render
+from lctk.compress.render import budgeted_context, render, summary_line
 from lctk.config import writable_cache_subdir
 from lctk.documents.load import load_document
 from lctk.errors import CacheError, InputError
@@ -152,9 +152,7 @@ class ToolBox:
         data.pop("units", None)  # every chunk's score: --explain's table, too long for an agent's context
         data["text"], data["format"] = budgeted_context(result.files, chosen.value), chosen.value
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n" if chosen == CompressFormat.json else render(result, skipped)
-        note = (f"lctk: {result.input_tokens:,} -> {result.output_tokens:,} tokens (budget {result.budget_tokens:,}, "
-                f"{result.ratio:.1f}x) from {len(sources)} files; scored {result.lm_sequences_scored} chunks, "
-                f"{result.lm_cache_hits} from cache")
+        note = f"lctk: {summary_line(result, len(sources))}"
         return ToolOutput(text, data, note)
 
     def ask(

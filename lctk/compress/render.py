@@ -169,3 +169,10 @@ def explain_table(result: CompressResult) -> str:
         score = "-" if u.score is None else f"{u.score:.3f}"
         lines.append(f"{u.path}:{u.start_line}-{u.end_line}\t{u.kind}\t{u.symbol or '-'}\t{u.tokens}\t{u.kept_tokens}\t{score}\t{u.scored_by}\t{u.decision}")
     return "\n".join(lines) + "\n"
+
+
+def summary_line(result: CompressResult, files: int) -> str:
+    """One line on what a compress run did: tokens in and out, budget, ratio, files, LM work."""
+    return (f"{result.input_tokens:,} -> {result.output_tokens:,} tokens (budget {result.budget_tokens:,}, "
+            f"{result.ratio:.1f}x) from {files} files; scored {result.lm_sequences_scored} chunks, "
+            f"{result.lm_cache_hits} from cache")

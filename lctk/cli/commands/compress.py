@@ -48,7 +48,7 @@ def compress(
     from lctk.cli.options import backend_value
     from lctk.cli.remotes import check_remote_flags, checkout_remote, is_remote_input, repository_json
     from lctk.compress.api import compress as compress_sources
-    from lctk.compress.render import explain_table, render
+    from lctk.compress.render import explain_table, render, summary_line
     from lctk.errors import CacheError, InputError, UsageError
     from lctk.models.loader import load_language_model
     from lctk.models.registry import role_model
@@ -132,9 +132,7 @@ def compress(
     if explain:
         console.print(explain_table(result), markup=False, highlight=False, end="")
     console.print(
-        f"[dim]lctk:[/dim] {result.input_tokens:,} -> {result.output_tokens:,} tokens "
-        f"(budget {result.budget_tokens:,}, {result.ratio:.1f}x) from {len(sources)} files; "
-        f"scored {result.lm_sequences_scored} chunks, {result.lm_cache_hits} from cache"
+        f"[dim]lctk:[/dim] {escape(summary_line(result, len(sources)))}"
         + (f"; written to {escape(output or '')}" if target is not None else ""),
         markup=True, highlight=False,
     )
