@@ -42,6 +42,9 @@ ENV_BACKEND = "LCTK_BACKEND"
 ENV_CACHE_DIR = "LCTK_CACHE_DIR"
 ENV_INDEX_DIR = "LCTK_INDEX_DIR"
 ENV_CONFIG = "LCTK_CONFIG"  # the user config file, instead of the platform one
+ENV_BASE_URL = "LCTK_BASE_URL"  # an OpenAI-compatible model server (lctk.models.server)
+ENV_SERVED_MODEL = "LCTK_SERVED_MODEL"
+ENV_SERVER_TOKENIZER = "LCTK_SERVER_TOKENIZER"
 
 PROJECT_FILE = "lctk.toml"
 PYPROJECT_FILE = "pyproject.toml"
@@ -70,6 +73,9 @@ SETTINGS = (
     SettingSpec("backend", ENV_BACKEND, False, "auto", "auto: the fastest backend measured for each operation"),
     SettingSpec("cache_dir", ENV_CACHE_DIR, True, None, "the platform user cache directory"),
     SettingSpec("index_dir", ENV_INDEX_DIR, True, None, "<root>/.lctk/index inside each indexed tree"),
+    SettingSpec("base_url", ENV_BASE_URL, False, None, "none: models run in this process"),
+    SettingSpec("served_model", ENV_SERVED_MODEL, False, None, "the server's only model"),
+    SettingSpec("server_tokenizer", ENV_SERVER_TOKENIZER, True, None, "the served model's file if it is on this machine, else the server's tokenize route"),
 )
 KNOWN_KEYS = tuple(sorted(spec.key for spec in SETTINGS))
 _SPEC_BY_ENV = {spec.env: spec for spec in SETTINGS}

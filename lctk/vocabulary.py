@@ -44,6 +44,7 @@ class Backend(str, Enum):
     auto = "auto"
     torch = "torch"
     llama = "llama"
+    openai = "openai"  # an OpenAI-compatible server (lctk.models.openai_backend); auto picks it when a base URL is set
 
 
 class CompressFormat(str, Enum):

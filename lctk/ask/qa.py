@@ -33,6 +33,7 @@ from lctk.documents.load import Document, load_document
 from lctk.documents.sentences import Sentence, Window, fit_sentences, split_sentences, windows_of
 from lctk.errors import InputError
 from lctk.models.protocols import AttentionLanguageModel, Embedder, LanguageModel
+from lctk.models.server import ServerTarget
 from lctk.score_cache import content_hash
 from lctk.storage import atomic_write_bytes, waiting_lock
 from lctk.vocabulary import Backend
@@ -189,6 +190,7 @@ def ask(
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[str], None] | None = None,
     check: bool = True,
+    server: ServerTarget | None = None,
 ) -> AskResult:
     """Answer `question` from a document (a path, or a `Document` from `document_from_text`).
 
@@ -197,7 +199,7 @@ def ask(
     """
     if not question.strip():
         raise InputError("empty question; ask something")
-    return next(ask_many(document, [question], model=model, backend=backend, retrieval_model=retrieval_model, settings=settings, max_tokens=max_tokens, resume=resume,
+    return next(ask_many(document, [question], model=model, backend=backend, server=server, retrieval_model=retrieval_model, settings=settings, max_tokens=max_tokens, resume=resume,
                          on_window=on_window, on_piece=lambda _index, piece: on_piece(piece) if on_piece else None, check=check))
 
 
@@ -214,11 +216,14 @@ def ask_many(
     on_window: Callable[[int, int, int], None] | None = None,
     on_piece: Callable[[int, str], None] | None = None,
     check: bool = True,
+    server: ServerTarget | None = None,
 ) -> Iterator[AskResult]:
     """Answer each question in turn, loading the models and reading the document once; yields results in order.
 
     Extraction, the sentence split, token counts and the prior's sentence vectors are computed once
-    and shared by every question; `on_piece(index, piece)` streams each answer.
+    and shared by every question; `on_piece(index, piece)` streams each answer. With a model
+    server (`server`, or LCTK_BASE_URL) the answers come from it; retrieval stays on the local
+    attention model, since no server returns attention weights.
     """
     from lctk.models.loader import load_language_model
     from lctk.models.registry import LM, resolve_model, role_model
@@ -233,7 +238,7 @@ def ask_many(
         resolve_model(name, LM)
     loaded, _ = load_language_model(retrieval_name, "attention", "torch")
     retriever = cast(AttentionLanguageModel, loaded)  # loaded for the attention operation
-    answerer, choice = load_language_model(answer_name, "generate", backend)
+    answerer, choice = load_language_model(answer_name, "generate", backend, server=server)
     prepared = prepare(document, retriever, settings, prior_embedder(settings))
     for index, question in enumerate(questions):
         pieces = (lambda piece, at=index: on_piece(at, piece)) if on_piece is not None else None

@@ -27,7 +27,15 @@ EmbedModelOption = Annotated[
 ]
 BackendOption = Annotated[
     Optional[Backend],
-    typer.Option("--backend", "-b", help="auto, torch or llama. [env: LCTK_BACKEND] [config: backend] [default: auto]", show_default=False, case_sensitive=False),
+    typer.Option("--backend", "-b", help="auto, torch, llama or openai (a model server: see --base-url). [env: LCTK_BACKEND] [config: backend] [default: auto]", show_default=False, case_sensitive=False),
+]
+BaseUrlOption = Annotated[
+    Optional[str],
+    typer.Option("--base-url", help="An OpenAI-compatible model server (vLLM, SGLang, llama.cpp, ollama), e.g. http://localhost:8000/v1: generation, answers and compress scoring run there (API key from LCTK_API_KEY or OPENAI_API_KEY). [env: LCTK_BASE_URL] [config: base_url]", show_default=False),
+]
+ServedModelOption = Annotated[
+    Optional[str],
+    typer.Option("--served-model", help="The server's model to use. [env: LCTK_SERVED_MODEL] [config: served_model] [default: the server's only model]", show_default=False),
 ]
 FormatOption = Annotated[
     OutputFormat,
@@ -44,5 +52,12 @@ def backend_value(flag: Backend | None) -> str:
     value = (setting.value or "auto").lower()
     if value not in {b.value for b in Backend}:
         where = f"{ENV_BACKEND}={setting.value!r}" if setting.source.startswith("env ") else f"backend = {setting.value!r} in {setting.source.split(' ', 1)[1]}"
-        raise UsageError(f"{where} is not a backend; use auto, torch or llama")
+        raise UsageError(f"{where} is not a backend; use {', '.join(b.value for b in Backend)}")
     return value
+
+
+def server_value(base_url: str | None, served_model: str | None, tokenizer: str | None = None):
+    """The model server the flags, LCTK_* variables and config files name (a ServerTarget), or None."""
+    from lctk.models.server import server_target
+
+    return server_target(base_url, served_model, tokenizer)

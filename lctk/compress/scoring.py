@@ -80,24 +80,26 @@ def query_nll(
     found = cache.get_many(model_key(model), "query-nll", set(keys))
     missing = sorted({k: c for k, c in zip(keys, contexts) if k not in found}.items(), key=lambda kv: kv[0])
     computed: dict[tuple[str, str], np.ndarray] = {}
-    lines: dict[tuple[str, str], np.ndarray] = {}
     tokens = 0
     for start in range(0, len(missing), BATCH_SEQUENCES):
         group = missing[start : start + BATCH_SEQUENCES]
         encoded = [_context_ids(model, context, len(q_ids), separator, window) for _, context in group]
         batch = [bos + list(ids.ids) + separator + q_ids for bos, ids, _ in encoded]
         tokens += sum(len(ids) for ids in batch)
+        scored: dict[tuple[str, str], np.ndarray] = {}
+        lines: dict[tuple[str, str], np.ndarray] = {}
         for (key, context), (bos, ids, whole), logprobs in zip(group, encoded, model.token_logprobs_batch(batch)):
-            computed[key] = np.array([-float(np.mean(logprobs[-len(q_ids):]))], dtype=np.float32)
+            scored[key] = np.array([-float(np.mean(logprobs[-len(q_ids):]))], dtype=np.float32)
             if whole and context:
                 lines[(content_hash(context), NO_QUERY)] = _line_means(
                     context, ids.offsets, logprobs[len(bos) : len(bos) + len(ids.ids)], first_predicted=bool(bos))
+        # Stored batch by batch: a run stopped midway (Ctrl-C, a model server gone) keeps what it scored.
+        cache.put_many(model_key(model), "query-nll", scored)
+        if lines:
+            cache.put_many(model_key(model), "line-nll", lines)
+        computed.update(scored)
         if on_progress is not None:
             on_progress(min(start + BATCH_SEQUENCES, len(missing)), len(missing))
-    if computed:
-        cache.put_many(model_key(model), "query-nll", computed)
-    if lines:
-        cache.put_many(model_key(model), "line-nll", lines)
     found.update(computed)
     values = np.array([found[key][0] for key in keys], dtype=np.float64)
     stats = ScoringStats(len(computed), len(keys) - len(computed), tokens, time.perf_counter() - started)

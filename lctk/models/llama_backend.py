@@ -57,7 +57,9 @@ class LlamaLanguageModel:
 
     backend = "llama"
 
-    def __init__(self, path: Path, model_id: str, context_tokens: int | None = None, threads: int | None = None):
+    def __init__(self, path: Path, model_id: str, context_tokens: int | None = None, threads: int | None = None,
+                 *, vocab_only: bool = False):
+        """Load a GGUF; with vocab_only only its tokenizer (0.1 s, no weights): tokenize, detokenize and chat work."""
         llama_cpp = import_llama_cpp()
         self.model_id = model_id
         self.path = Path(path)
@@ -74,6 +76,7 @@ class LlamaLanguageModel:
                     n_threads_batch=threads,
                     n_gpu_layers=-1 if llama_cpp.llama_supports_gpu_offload() else 0,
                     logits_all=False,
+                    vocab_only=vocab_only,
                     verbose=False,
                 )
             except Exception as exc:  # llama.cpp reports every load failure as a bare ValueError

@@ -9,6 +9,7 @@ from lctk.errors import UsageError
 from lctk.models import registry
 from lctk.models.hardware import gpu_visible
 from lctk.models.protocols import Embedder, LanguageModel
+from lctk.models.server import ServerTarget, server_target
 from lctk.vocabulary import Backend, parse_choice
 
 log = logging.getLogger("lctk")
@@ -33,6 +34,8 @@ class BackendChoice:
 def choose_backend(requested: str, operation: str, fmt: str, gpu: bool | None = None) -> BackendChoice:
     """Resolve `--backend` (auto, torch or llama) for one operation on one model format."""
     requested = parse_choice(Backend, requested, "backend", UsageError).value
+    if requested == "openai" and operation != "attention":
+        raise UsageError("--backend openai needs a server: pass --base-url URL (or set LCTK_BASE_URL, or base_url in lctk.toml)")
     if operation == "attention":
         if requested == "llama":
             raise UsageError("attention-based retrieval runs only on the torch backend")
@@ -50,11 +53,28 @@ def choose_backend(requested: str, operation: str, fmt: str, gpu: bool | None = 
 
 
 def load_language_model(
-    name: str, operation: str, backend: str = "auto", context_tokens: int | None = None
+    name: str, operation: str, backend: str = "auto", context_tokens: int | None = None, *,
+    server: ServerTarget | None = None, local_only: bool = False,
 ) -> tuple[LanguageModel, BackendChoice]:
-    """Resolve `name` and load it on the backend chosen for `operation`."""
+    """Resolve `name` and load it on the backend chosen for `operation`.
+
+    With backend auto or openai, a model server in effect (`server`, else LCTK_BASE_URL or base_url
+    in a config file) runs the operation instead and `name` is not used: the server's model is
+    `server.served_model` (or its only one). Attention never goes to a server (none returns it),
+    and torch or llama always run here; `local_only` ignores any server (a tokenizer named by alias).
+    """
+    requested = parse_choice(Backend, backend, "backend", UsageError).value
+    if requested in ("auto", "openai") and operation != "attention" and not local_only:
+        target = server or server_target()
+        if target is not None:
+            from lctk.models.openai_backend import OpenAIServerModel
+
+            log.debug("%s on the model server %s", operation, target.shown)
+            return OpenAIServerModel(target), BackendChoice("openai", f"the model server {target.shown}")
+    if requested == "openai" and (operation == "attention" or local_only):
+        requested = "torch" if operation == "attention" else "auto"  # ask's retrieval reads attention weights, which stay local; its answer may go to the server
     source = registry.resolve_model(name, registry.LM)
-    choice = choose_backend(backend, operation, source.fmt)
+    choice = choose_backend(requested, operation, source.fmt)
     log.debug("model %s (%s) on %s: %s", source.model_id, source.path, choice.backend, choice.reason)
     if choice.backend == "llama":
         from lctk.models.llama_backend import LlamaLanguageModel

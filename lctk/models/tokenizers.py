@@ -131,7 +131,7 @@ def load_token_counter(name: str, *, backend: str = "auto", loaded: LanguageMode
     if path.exists() or registry.find_alias(text) is not None:
         from lctk.models.loader import load_language_model
 
-        return ModelTokenCounter(load_language_model(text, "score", backend)[0])
+        return ModelTokenCounter(load_language_model(text, "score", backend, local_only=True)[0])
     if text.lower().endswith(".json") or "/" in text or text.startswith("."):
         raise ModelError(f"tokenizer file not found: {text}")
     encoding = _openai_model_encoding(text)

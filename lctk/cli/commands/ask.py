@@ -8,7 +8,7 @@ from typing import Annotated, Optional, cast
 import typer
 
 from lctk.ask.settings import RetrievalMode, RetrievalSettings
-from lctk.cli.options import BackendOption, ModelOption
+from lctk.cli.options import BackendOption, BaseUrlOption, ModelOption, ServedModelOption
 
 DEFAULTS = RetrievalSettings()
 
@@ -40,6 +40,8 @@ def ask(
     retrieval_model: Annotated[Optional[str], typer.Option("--retrieval-model", help="Model whose attention reads the candidates; always runs on torch (default: gemma3-270m).", show_default=False)] = None,
     model: ModelOption = None,
     backend: BackendOption = None,
+    base_url: BaseUrlOption = None,
+    served_model: ServedModelOption = None,
     output_format: Annotated[AskFormat, typer.Option("--format", "-f", help="text, json or jsonl (one object per question).", case_sensitive=False)] = AskFormat.text,
 ) -> None:
     """Answer from a long document: evidence found by a lexical+dense prior and the model's attention, answer on --backend."""
@@ -47,7 +49,7 @@ def ask(
 
     from lctk.ask.qa import ask_many, read_questions
     from lctk.cli.console import progress_callback, read_stdin_text
-    from lctk.cli.options import backend_value
+    from lctk.cli.options import backend_value, server_value
     from lctk.config import writable_cache_subdir
     from lctk.documents.load import document_from_text, load_document
     from lctk.errors import UsageError
@@ -62,11 +64,12 @@ def ask(
     doc = document_from_text("<stdin>", read_stdin_text()) if document == "-" else load_document(document, writable_cache_subdir("documents"))
     settings = replace(DEFAULTS, mode=mode, window_tokens=window, top_k=top_k, phrase=phrase, kept_tokens=kept_tokens,
                        weight_rows=weight_rows, read_tokens=read_tokens)
+    server = server_value(base_url, served_model)
     many = questions_file is not None
     streaming = stream and output_format == AskFormat.text
     printer = _Printer(doc, output_format, many, show_evidence, streaming, questions)
     with progress_callback("reading", log_every=30.0) as on_progress:
-        results = ask_many(doc, questions, model=model, backend=backend_value(backend), retrieval_model=retrieval_model, settings=settings, max_tokens=max_tokens,
+        results = ask_many(doc, questions, model=model, backend=backend_value(backend), server=server, retrieval_model=retrieval_model, settings=settings, max_tokens=max_tokens,
                            resume=resume, on_window=_window_progress(on_progress), on_piece=printer.piece if streaming else None, check=check)
         for index, result in enumerate(results):
             printer.result(index, result)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lctk.cli.options import BackendOption, ModelOption
+from lctk.cli.options import BackendOption, BaseUrlOption, ModelOption, ServedModelOption
 from lctk.cli.remotes import RefOption, RefreshRemoteOption
 from lctk.vocabulary import CandidateSource, CompressFormat
 
@@ -34,6 +34,9 @@ def compress(
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count the budget in this tokenizer: o200k_base (GPT-4o), cl100k_base (GPT-4), a tokenizer.json or a model [default: the scoring model's].")] = None,
     model: ModelOption = None,
     backend: BackendOption = None,
+    base_url: BaseUrlOption = None,
+    served_model: ServedModelOption = None,
+    server_tokenizer: Annotated[Optional[str], typer.Option("--server-tokenizer", help="A local copy of the served model's tokenizer (.gguf, tokenizer.json or transformers directory) [default: the server's tokenize route]. [env: LCTK_SERVER_TOKENIZER] [config: server_tokenizer]", show_default=False)] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the result to this file (atomically) instead of stdout.", show_default=False)] = None,
     tree: Annotated[bool, typer.Option("--tree", help="Start with a directory tree of the input files (inside the budget).")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Start with `git diff HEAD` (the working tree's changes, new files included) and rank changed code, then its callers, first; without -q the changed lines are the query.")] = False,
@@ -45,7 +48,7 @@ def compress(
     from rich.markup import escape
 
     from lctk.cli.console import err_console, progress_callback, read_stdin_text, write_stdout
-    from lctk.cli.options import backend_value
+    from lctk.cli.options import backend_value, server_value
     from lctk.cli.remotes import check_remote_flags, checkout_remote, is_remote_input, repository_json
     from lctk.compress.api import compress as compress_sources
     from lctk.compress.render import explain_table, render, summary_line
@@ -55,7 +58,7 @@ def compress(
     from lctk.models.tokenizers import load_token_counter
     from lctk.score_cache import MemoryScoreCache, open_score_cache
     from lctk.sources.languages import LANGUAGES
-    from lctk.sources.walk import STDIN, gather_sources
+    from lctk.sources.walk import STDIN, gather_sources, relative_to_root
 
     names = list(paths or [])
     if budget is not None and rate is not None:
@@ -89,7 +92,7 @@ def compress(
         raise UsageError("--diff needs files or directories in a git work tree, not stdin ('-')")
     sources, skipped = gather_sources(names, stdin_text, lang, include or [], exclude or [])
     if remote is not None:
-        sources, skipped = _relative_to_root(remote.path, sources, skipped)
+        sources, skipped = relative_to_root(remote.path, sources, skipped)
     console = err_console()
     if not sources or not any(s.text.strip() for s in sources):
         shown = remote.url if remote is not None else ", ".join(names)
@@ -98,7 +101,8 @@ def compress(
     changes = _load_diff(names, diff_ref, sources) if diff_ref is not None else None
     _report_skipped(skipped)
     chosen_backend = backend_value(backend)
-    lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend)
+    server = server_value(base_url, served_model, server_tokenizer)
+    lm, _ = load_language_model(role_model("score", model).value, "score", chosen_backend, server=server)
     counter = load_token_counter(tokenizer, backend=chosen_backend, loaded=lm) if tokenizer else lm
     cache = MemoryScoreCache() if no_cache else open_score_cache()
     retriever = None
@@ -136,21 +140,6 @@ def compress(
         + (f"; written to {escape(output or '')}" if target is not None else ""),
         markup=True, highlight=False,
     )
-
-
-def _relative_to_root(root, sources, skipped):
-    """Show a cloned repository's files by their path in the repository (`src/a.py`), not in the cache."""
-    from dataclasses import replace
-
-    from lctk.sources.walk import printable_path
-
-    prefix = printable_path(root.as_posix().rstrip("/") + "/")
-
-    def strip(path: str) -> str:
-        return path[len(prefix):] if path.startswith(prefix) else path
-
-    return ([replace(s, path=strip(s.path)) for s in sources],
-            [replace(item, display_path=strip(item.display_path)) for item in skipped])
 
 
 def _output_target(output: str | None, sources, root):

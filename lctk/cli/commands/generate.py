@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lctk.cli.options import BackendOption, FormatOption, ModelOption, OutputFormat
+from lctk.cli.options import BackendOption, BaseUrlOption, FormatOption, ModelOption, OutputFormat, ServedModelOption
 
 
 def read_prompt(prompt: str | None) -> str:
@@ -31,6 +31,8 @@ def generate(
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they are generated.")] = True,
     model: ModelOption = None,
     backend: BackendOption = None,
+    base_url: BaseUrlOption = None,
+    served_model: ServedModelOption = None,
     output_format: FormatOption = OutputFormat.text,
 ) -> None:
     """Generate text with a local model; only the generated text goes to stdout."""
@@ -38,7 +40,7 @@ def generate(
 
     from lctk.cli import render
     from lctk.cli.console import err_console, write_stdout
-    from lctk.cli.options import backend_value
+    from lctk.cli.options import backend_value, server_value
     from lctk.cli.state import cli_state
     from lctk.generation import build_messages, run_generation
     from lctk.models.loader import load_language_model
@@ -47,7 +49,7 @@ def generate(
     messages = build_messages(read_prompt(prompt), system)
     name = role_model("generate", model).value
     started = time.perf_counter()
-    lm, choice = load_language_model(name, "generate", backend_value(backend))
+    lm, choice = load_language_model(name, "generate", backend_value(backend), server=server_value(base_url, served_model))
     load_s = time.perf_counter() - started
     streaming = stream and output_format == OutputFormat.text
     result = run_generation(
