@@ -313,3 +313,21 @@ def test_cli_generate_on_the_server_matches_local(llama_servers):
     local = run_lctk("generate", "--backend", "llama", "--max-tokens", "12", "Say hello.")
     assert remote.exit_code == local.exit_code == 0, remote.stderr + local.stderr
     assert remote.stdout == local.stdout and remote.stdout.strip()
+
+
+def test_server_settings_come_from_a_project_file(tmp_path, monkeypatch):
+    from lctk.config import forget_config_files
+    from lctk.models.server import server_target
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "lctk.toml").write_text('base_url = "http://gpu-box:8000/v1"\nserved_model = "coder"\n')
+    monkeypatch.chdir(tmp_path)
+    for name in ("LCTK_BASE_URL", "LCTK_SERVED_MODEL", "LCTK_SERVER_TOKENIZER"):
+        monkeypatch.delenv(name, raising=False)
+    forget_config_files()
+    try:
+        target = server_target()
+        assert target is not None and (target.root, target.served_model) == ("http://gpu-box:8000", "coder")
+        assert server_target("http://localhost:9/v1", "other").served_model == "other"  # flags win
+    finally:
+        forget_config_files()
