@@ -147,8 +147,8 @@ def test_unknown_keys_warn_once_with_file_and_line(tmp_path, monkeypatch, config
     for _ in range(3):  # parsed once per process, so warned once
         assert role_model("generate").value == "gemma3-270m"
     assert config_warnings == [
-        f"{project}:3: unknown setting 'modle'; did you mean 'model'? (known: backend, cache_dir, embed_model, index_dir, model)",
-        f"{project}:5: unknown setting 'extras' (known: backend, cache_dir, embed_model, index_dir, model)",
+        f"{project}:3: unknown setting 'modle'; did you mean 'model'? (known: backend, base_url, cache_dir, embed_model, index_dir, model, served_model, server_tokenizer)",
+        f"{project}:5: unknown setting 'extras' (known: backend, base_url, cache_dir, embed_model, index_dir, model, served_model, server_tokenizer)",
     ]
 
 
@@ -183,7 +183,7 @@ def test_wrong_value_types_are_errors_naming_file_and_key(tmp_path, monkeypatch)
 def test_backend_from_a_file_is_validated_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     project = _write(tmp_path / "lctk.toml", 'backend = "cuda"\n')
-    with pytest.raises(UsageError, match=f"backend = 'cuda' in {project} is not a backend; use auto, torch or llama"):
+    with pytest.raises(UsageError, match=f"backend = 'cuda' in {project} is not a backend; use auto, torch, llama, openai"):
         backend_value(None)
 
 
@@ -226,6 +226,7 @@ def test_doctor_json_shows_every_setting_and_its_source(tmp_path, monkeypatch):
         "backend": ("torch", "flag"),
         "cache_dir": (str(config.cache_dir()), "env LCTK_CACHE_DIR"),
         "index_dir": (str(tmp_path / "indexes"), "env LCTK_INDEX_DIR"),
+        "base_url": (None, "default"), "served_model": (None, "default"), "server_tokenizer": (None, "default"),
     }
     assert report["config_files"] == [
         {"scope": "project", "path": str(project), "found": True},
