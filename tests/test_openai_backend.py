@@ -331,3 +331,19 @@ def test_server_settings_come_from_a_project_file(tmp_path, monkeypatch):
         assert server_target("http://localhost:9/v1", "other").served_model == "other"  # flags win
     finally:
         forget_config_files()
+
+
+@pytest.mark.slow
+def test_ask_retrieves_locally_and_answers_on_the_server(fake_server, tmp_path):
+    """Evidence is found by the local attention model; only the answer request goes to the server, redacted."""
+    doc = tmp_path / "notes.txt"
+    doc.write_text("The deploy key is " + SECRET + ".\n\nThe vault opens with code 4417. The garden has three gates.\n")
+    result = run_lctk("ask", str(doc), "Which code opens the vault?", "--no-check", "--format", "json", "-n", "16",
+                      "--base-url", fake_server)
+    assert result.exit_code == 0, result.stderr
+    reply = json.loads(result.stdout)
+    assert reply["answer"] == "Hello from the server."
+    paths = [path for path, _ in FakeVllm.requests]
+    assert "/v1/chat/completions" in paths and "/v1/completions" not in paths  # no scoring, no attention remotely
+    sent = json.dumps([body for path, body in FakeVllm.requests if path == "/v1/chat/completions"])
+    assert "4417" in sent and SECRET not in sent
