@@ -19,10 +19,11 @@ LAYERS = [
     ("capabilities", ["lctk.retrieval", "lctk.ask", "lctk.generation", "lctk.diagnostics"]),
     ("compress", ["lctk.compress"]),  # its first stage is search's retriever
     ("evaluation", ["lctk.evaluation"]),
+    ("batch", ["lctk.batch"]),  # Ray Data runs of the capabilities; lctk mcp shares its warm models
     ("cli", ["lctk.cli", "lctk.__main__"]),
 ]
 PACKAGES = ["lctk", "lctk.sources", "lctk.documents", "lctk.models", "lctk.retrieval", "lctk.ask", "lctk.compress",
-            "lctk.evaluation", "lctk.cli", "lctk.cli.commands"]
+            "lctk.evaluation", "lctk.batch", "lctk.cli", "lctk.cli.commands"]
 
 
 def _modules() -> dict[str, Path]:

@@ -13,6 +13,7 @@ import typer
 
 from lctk import __version__
 from lctk.cli.commands.ask import ask
+from lctk.cli.commands.batch import batch_app
 from lctk.cli.commands.compress import compress
 from lctk.cli.commands.doctor import doctor
 from lctk.cli.commands.eval import eval_app
@@ -67,6 +68,7 @@ app.command("models")(models)
 app.command("doctor")(doctor)
 app.command("mcp")(mcp)
 app.add_typer(eval_app, name="eval")
+app.add_typer(batch_app, name="batch")
 
 
 def main(argv: list[str] | None = None) -> None:

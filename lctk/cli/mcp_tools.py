@@ -1,11 +1,10 @@
 """The tools `lctk mcp` serves, over models that stay loaded: search, related, index, compress, ask.
 
-One `ToolBox` per server process holds what is slow to make: the search embedders (the static
-index model and the full model that re-scores its candidates; compress's candidate retriever and
-ask's sentence prior use the same two), the scoring and ask language models, the score cache, an
-opened `CodeIndex` per index root and the last few prepared documents. Models load on first use
-and stay. Before every search the root's index is refreshed (only changed files are re-parsed and
-re-embedded), so results are never stale.
+One `ToolBox` per server process holds what is slow to make: the models, the score cache and the
+last few prepared documents (a `lctk.batch.warm.WarmModels`, as `lctk batch` workers hold them)
+and an opened `CodeIndex` per index root. Models load on first use and stay. Before every
+search the root's index is refreshed (only changed files are re-parsed and re-embedded), so
+results are never stale.
 
 Each method checks its arguments with lctk's own errors, calls the library objects the CLI calls
 (never the CLI), and returns a frozen `ToolOutput`: text for the agent to read and a JSON-able
@@ -22,24 +21,23 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from lctk.ask.qa import PreparedDocument, answer, prepare
+from lctk.ask.qa import answer
 from lctk.ask.settings import RetrievalMode, RetrievalSettings
+from lctk.batch.warm import WarmModels
 from lctk.cli.commands.search import say_waiting_for_index
 from lctk.cli.options import backend_value
-from lctk.cli.render_search import index_json, index_outcome, render_hits
+from lctk.cli.render_search import render_hits
 from lctk.compress.api import compress as compress_sources
 from lctk.compress.render import budgeted_context, render, summary_line
 from lctk.config import writable_cache_subdir
-from lctk.documents.load import load_document
-from lctk.errors import CacheError, InputError
-from lctk.models.protocols import AttentionLanguageModel, Embedder, LanguageModel
-from lctk.retrieval.api import CodeIndex, Target, load_search_embedder, resolve_target
+from lctk.errors import InputError
+from lctk.models.protocols import Embedder
+from lctk.retrieval.api import CodeIndex, Target, resolve_target
 from lctk.retrieval.api import index as build_index
-from lctk.retrieval.candidates import CandidateRetriever
 from lctk.retrieval.ranking import Filters
-from lctk.score_cache import MemoryScoreCache, ScoreCache, open_score_cache
+from lctk.retrieval.store import index_json, index_outcome
 from lctk.sources.walk import STDIN, count_by_reason, gather_sources
 from lctk.vocabulary import CompressFormat, SearchMode, parse_choice
 
@@ -50,7 +48,6 @@ Progress = Callable[..., None]  # progress(done, total[, description])
 DEFAULT_BUDGET_TOKENS = 4000  # compress: an agent's tool result must stay bounded, so a budget always applies
 DEFAULT_CONTEXT_LINES = 2  # search/related: lines shown around each hit's best-matching block
 MAX_OPEN_INDEXES = 8  # roots whose loaded CodeIndex is kept (the least recently used goes first)
-MAX_PREPARED_DOCUMENTS = 4  # ask: documents kept split and counted, by path, size and mtime
 
 
 @dataclass(frozen=True)
@@ -66,12 +63,9 @@ class ToolBox:
     """The five tools over warm models; see the module docstring."""
 
     def __init__(self) -> None:
-        self._search_models: tuple[Embedder, Embedder | None] | None = None
-        self._score_model: LanguageModel | None = None
-        self._ask_models: tuple[AttentionLanguageModel, LanguageModel, str] | None = None
-        self._cache: ScoreCache | MemoryScoreCache | None = None
+        # the backend is resolved when a language model first loads: a bad LCTK_BACKEND fails that tool call, not search
+        self.models = WarmModels(backend=lambda: backend_value(None))
         self._indexes: OrderedDict[Path, CodeIndex] = OrderedDict()
-        self._documents: OrderedDict[tuple[str, int, int], PreparedDocument] = OrderedDict()
 
     # -- the tools
 
@@ -109,7 +103,7 @@ class ToolBox:
 
     def index(self, path: str = ".", *, rebuild: bool = False, progress: Progress | None = None) -> ToolOutput:
         """Build or refresh the index of a directory; only new and changed files are embedded."""
-        embedder, _ = self.search_models()
+        embedder, _ = self.models.search_models()
         stats = build_index(path, rebuild=rebuild, progress=progress, wait_message=say_waiting_for_index, embedder=embedder)
         data = index_json(stats)
         text = (f"{index_outcome(stats)}: {stats.root}: {stats.files:,} files ({stats.added:,} added, {stats.changed:,} changed, "
@@ -139,10 +133,10 @@ class ToolBox:
             raise InputError(f"nothing to compress: no readable source text in {', '.join(names)}{why}")
         for item in skipped:
             log.info("skipped %s: %s", item.display_path, item.reason)
-        model, cache = self.score_model(), self.score_cache()
+        model, cache = self.models.score_model(), self.models.score_cache()
         result = compress_sources(
             sources, model, query=query, budget_tokens=budget, output_format=chosen.value, cache=cache, counter=model,
-            on_progress=progress, retriever=self.candidate_retriever(cache) if query is not None else None,
+            on_progress=progress, retriever=self.models.candidate_retriever(cache) if query is not None else None,
         )
         if result.redactions:
             from lctk.sources.secrets import summarize
@@ -166,8 +160,8 @@ class ToolBox:
         if max_tokens < 1:
             raise InputError(f"max_tokens must be at least 1 (got {max_tokens})")
         settings = replace(RetrievalSettings(), mode=parse_choice(RetrievalMode, mode, "mode"))
-        prepared = self._prepared(document, settings)  # before the models: a bad path fails at once
-        retriever, answerer, backend = self.ask_models()
+        prepared = self.models.prepared(document, settings)  # before the models: a bad path fails at once
+        retriever, answerer, backend = self.models.ask_models()
 
         def on_window(done: int, total: int, tokens: int) -> None:
             if progress is not None:
@@ -183,20 +177,15 @@ class ToolBox:
     # -- warm state
 
     def search_models(self) -> tuple[Embedder, Embedder | None]:
-        """The index embedder (flag/env/default) and the full model that re-scores a static index's candidates."""
-        if self._search_models is None:
-            from lctk.models.loader import load_embedder
-
-            embedder, reranker_name = load_search_embedder(None)
-            self._search_models = (embedder, load_embedder(reranker_name) if reranker_name else None)
-        return self._search_models
+        """The index embedder and its re-scoring model, loaded now if they are not yet (the server warms them at start)."""
+        return self.models.search_models()
 
     def code_index(self, path: str, progress: Progress | None = None) -> tuple[CodeIndex, Target]:
         """The loaded index whose root covers PATH, refreshed now (opened, or built, on first use), and what PATH meant."""
         target = resolve_target(path)
         opened = self._indexes.pop(target.root, None)
         if opened is None:
-            embedder, reranker = self.search_models()
+            embedder, reranker = self.models.search_models()
             opened = CodeIndex.open(target.root, embedder=embedder, reranker=reranker, progress=progress, wait_message=say_waiting_for_index)
         else:
             opened.refresh(progress=progress, wait_message=say_waiting_for_index)
@@ -204,65 +193,6 @@ class ToolBox:
         while len(self._indexes) > MAX_OPEN_INDEXES:
             self._indexes.popitem(last=False)
         return opened, target
-
-    def score_model(self) -> LanguageModel:
-        """The model that scores chunks for compress (the `score` role, on the backend chosen for scoring)."""
-        if self._score_model is None:
-            from lctk.models.loader import load_language_model
-            from lctk.models.registry import role_model
-
-            self._score_model = load_language_model(role_model("score").value, "score", backend_value(None))[0]
-        return self._score_model
-
-    def score_cache(self) -> ScoreCache | MemoryScoreCache:
-        """The score cache in the cache directory (one in memory, with a warning, when it cannot be used)."""
-        if self._cache is None:
-            self._cache = open_score_cache()
-        return self._cache
-
-    def candidate_retriever(self, cache: ScoreCache | MemoryScoreCache) -> CandidateRetriever | None:
-        """Search's hybrid retriever over compress's chunks, on the search models; None (BM25 alone) without them."""
-        try:
-            embedder, reranker = self.search_models()
-        except CacheError as exc:  # the static embedder lives in the cache directory
-            log.warning("%s; choosing candidates by BM25 alone", exc)
-            return None
-        return CandidateRetriever(embedder, reranker, cache)
-
-    def ask_models(self) -> tuple[AttentionLanguageModel, LanguageModel, str]:
-        """ask's attention model (torch), its answer model and the answer model's backend."""
-        if self._ask_models is None:
-            from lctk.models.loader import load_language_model
-            from lctk.models.registry import LM, resolve_model, role_model
-
-            retrieval_name, answer_name = role_model("attention").value, role_model("answer").value
-            for name in (retrieval_name, answer_name):  # a mistyped name fails before a model loads
-                resolve_model(name, LM)
-            retriever = cast(AttentionLanguageModel, load_language_model(retrieval_name, "attention", "torch")[0])
-            answerer, choice = load_language_model(answer_name, "generate", backend_value(None))
-            self._ask_models = (retriever, answerer, choice.backend)
-        return self._ask_models
-
-    def _prepared(self, document: str, settings: RetrievalSettings) -> PreparedDocument:
-        """The document split into sentences and counted, reused while the file is unchanged."""
-        location = Path(document).expanduser()
-        try:
-            info = location.stat()
-        except OSError:
-            info = None  # load_document says what is wrong with it
-        key = (str(location.resolve()), info.st_size, info.st_mtime_ns) if info is not None else None
-        if key is not None and key in self._documents:
-            self._documents.move_to_end(key)
-            return self._documents[key]
-        loaded = load_document(location, writable_cache_subdir("documents"))
-        retriever, _, _ = self.ask_models()
-        # the prior's dense half is the `embed` role's model, as in qa.prior_embedder; only modes with a prior use it
-        prepared = prepare(loaded, retriever, settings, self.search_models()[0])
-        if key is not None:
-            self._documents[key] = prepared
-            while len(self._documents) > MAX_PREPARED_DOCUMENTS:
-                self._documents.popitem(last=False)
-        return prepared
 
 
 def _check_hits(k: int, context: int, languages: Sequence[str], kinds: Sequence[str]) -> None:

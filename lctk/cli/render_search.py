@@ -81,16 +81,3 @@ def _numbered(code: dict) -> str:
         return "    (file changed since it was indexed; run `lctk index`)\n"
     width = len(str(code["start_line"] + len(code["lines"])))
     return "".join(f"  {code['start_line'] + i:>{width}} | {line}\n" for i, line in enumerate(code["lines"]))
-
-
-def index_json(stats) -> dict:
-    """An IndexStats as `lctk index --format json` prints it (skipped files by path and reason)."""
-    payload = {key: value for key, value in asdict(stats).items() if key != "skipped"}
-    payload["skipped"] = [{"path": item.display_path, "reason": item.reason} for item in stats.skipped]
-    payload["seconds"] = round(stats.seconds, 3)
-    return payload
-
-
-def index_outcome(stats) -> str:
-    """What an index run did, in a word: built, refreshed or up to date."""
-    return "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"

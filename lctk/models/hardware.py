@@ -17,9 +17,28 @@ def gpu_visible() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
-def cpu_count() -> int:
-    """Return the CPU cores this process may use."""
+ENV_THREADS = "LCTK_THREADS"  # threads each backend uses; `lctk batch` sets it in every worker (cores split between them)
+
+
+def core_count() -> int:
+    """Return the CPU cores this process may run on (its affinity mask)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def cpu_count() -> int:
+    """Return the threads a backend should use: LCTK_THREADS when set, else every core this process may run on."""
+    setting = os.environ.get(ENV_THREADS, "").strip()
+    if not setting:
+        return core_count()
+    try:
+        threads = int(setting)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        from lctk.errors import UsageError
+
+        raise UsageError(f"{ENV_THREADS}={setting!r} is not a number of threads; give a whole number of 1 or more")
+    return threads

@@ -24,7 +24,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,19 @@ class IndexStats:
     seconds: float
     rebuilt: str | None  # why the whole index was rebuilt, if it was
     wrote: bool  # False when nothing had changed
+
+
+def index_json(stats: IndexStats) -> dict:
+    """An IndexStats as `lctk index --format json` prints it (skipped files by path and reason)."""
+    payload = {key: value for key, value in asdict(stats).items() if key != "skipped"}
+    payload["skipped"] = [{"path": item.display_path, "reason": item.reason} for item in stats.skipped]
+    payload["seconds"] = round(stats.seconds, 3)
+    return payload
+
+
+def index_outcome(stats: IndexStats) -> str:
+    """What an index run did, in a word: built, refreshed or up to date."""
+    return "built" if stats.rebuilt or stats.added == stats.files else "refreshed" if stats.wrote else "up to date"
 
 
 @dataclass

@@ -13,7 +13,7 @@ import re
 import stat
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lctk.errors import InputError
@@ -303,3 +303,14 @@ def gather_sources(
             except OSError as exc:
                 skipped.append(SkippedFile(file.display_path, f"unreadable ({exc.strerror or exc})"))
     return sources, skipped
+
+
+def relative_to_root(root: Path, sources: Sequence[SourceText], skipped: Sequence[SkippedFile]) -> tuple[list[SourceText], list[SkippedFile]]:
+    """Show files named under `root` by their path below it (`src/a.py`), as if `root` were the working directory."""
+    prefix = printable_path(root.as_posix().rstrip("/") + "/")
+
+    def strip(path: str) -> str:
+        return path[len(prefix):] if path.startswith(prefix) else path
+
+    return ([replace(s, path=strip(s.path)) for s in sources],
+            [replace(item, display_path=strip(item.display_path)) for item in skipped])

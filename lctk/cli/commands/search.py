@@ -105,9 +105,9 @@ def index(
 
     from lctk.cli.console import progress_callback, write_stdout
     from lctk.cli.remotes import repository_json
-    from lctk.cli.render_search import index_json, index_outcome
     from lctk.retrieval.api import CodeIndex
     from lctk.retrieval.api import index as build
+    from lctk.retrieval.store import index_json, index_outcome
 
     remote = _remote_checkout(path, ref, refresh_remote)
     if remote is not None:
