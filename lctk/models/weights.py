@@ -11,9 +11,10 @@ import hashlib
 import importlib.util
 import logging
 from pathlib import Path
+from typing import Any
 
 from lctk.config import cache_dir, writable_cache_subdir
-from lctk.errors import CacheError, ModelError
+from lctk.errors import CacheError, ModelError, first_line
 from lctk.storage import atomic_file, atomic_write_bytes, file_lock
 
 log = logging.getLogger("lctk")
@@ -131,3 +132,17 @@ def _stamp_matches(target: Path, stamp: Path, sha256: str) -> bool:
         return target.is_file() and stamp.read_text() == _stamp_text(target, sha256)
     except OSError:
         return False
+
+
+def read_tokenizer_json(path: Path) -> Any:
+    """A Hugging Face `tokenizers.Tokenizer` from a tokenizer.json, without truncation or padding (ModelError if unreadable)."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for unreadable or malformed files
+        raise ModelError(f"cannot read {path} as a tokenizer.json: {first_line(exc)}") from exc
+    # A tokenizer.json may carry a truncation length (e.g. 512) that would cap every count.
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
