@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -69,6 +70,33 @@ PACKAGES = {  # name -> (directory under bench/.data, five tasks naming one of i
 }
 
 
+class LoadMonitor:
+    """The 1-minute load average, sampled every 15 s while a run goes on: about 2 on 2 cores means nothing else ran."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(15.0):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        return f"{sum(self.samples) / len(self.samples):.1f} (max {max(self.samples):.1f})" if self.samples else "-"
+
+
+LOADS: dict[str, str] = {}  # run label -> load average while it ran
+
+
 def cache_env(parent: Path, name: str) -> dict[str, str]:
     """Environment for a run: cache directory `name` (made empty, with the model builds linked in, on first use), no user config."""
     from platformdirs import user_cache_dir
@@ -102,8 +130,10 @@ def shell_loop(tasks: list[dict], work: Path, cache: str, tag: str) -> tuple[flo
     script = work / f"loop-{tag}.sh"
     script.write_text("\n".join(lines) + "\n")
     started = time.perf_counter()
-    subprocess.run(["bash", str(script)], cwd=DATA, env=cache_env(work, cache), check=True)
+    with LoadMonitor() as load:
+        subprocess.run(["bash", str(script)], cwd=DATA, env=cache_env(work, cache), check=True)
     seconds = time.perf_counter() - started
+    LOADS[f"loop {tag}"] = load.summary()
     return seconds, {t["id"]: (outputs / f"{t['id']}.txt").read_bytes() for t in tasks}
 
 
@@ -111,9 +141,11 @@ def batch_run(manifest: Path, work: Path, workers: int, cache: str, tag: str) ->
     """(b): `lctk batch compress` with `workers` workers on the same manifest."""
     out = work / f"batch-out-{tag}"
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "lctk", "batch", "compress", "--manifest", str(manifest), "--out", str(out),
-                           "--workers", str(workers)], env=cache_env(work, cache), capture_output=True, text=True)
+    with LoadMonitor() as load:
+        proc = subprocess.run([sys.executable, "-m", "lctk", "batch", "compress", "--manifest", str(manifest), "--out", str(out),
+                               "--workers", str(workers)], env=cache_env(work, cache), capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    LOADS[f"batch {tag}"] = load.summary()
     if proc.returncode != 0:
         raise SystemExit(f"lctk batch failed: {proc.stderr}")
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -154,6 +186,8 @@ def report(tasks: list[dict], loop: tuple[float, dict[str, bytes]], batches: dic
     warm_task_s = sum(warm_rows[t["id"]]["seconds"] for t in tasks)
     lines.append(f"- 8x re-run, batch: {warm_task_s / n:.2f} s of work per task, {warm_s - warm_task_s / warm_workers:.1f} s around it; "
                  f"the loop's {warm_loop_s / n:.2f} s per call is mostly starting Python, importing lctk and loading the models")
+    lines.append("- load average while each ran (2 busy threads on 2 cores read about 2): "
+                 + "; ".join(f"{label} {value}" for label, value in LOADS.items()))
     return "\n".join(lines)
 
 
