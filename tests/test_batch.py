@@ -263,6 +263,7 @@ def test_a_worker_whose_model_fails_to_load_records_every_task_as_failed(tmp_pat
 
 
 def test_cli_runs_a_manifest_prints_nothing_on_stdout_and_resumes(tmp_path):
+    pytest.importorskip("ray.data", reason="lctk batch runs on Ray Data: pip install 'lctk[batch]'")
     root = _tree(tmp_path)
     manifest = _manifest(root, [
         {"id": "net", "path": "pkg/net.py", "query": "retry with backoff", "budget": 90, "retrieval": "bm25"},
@@ -301,7 +302,9 @@ def test_cli_runs_a_manifest_prints_nothing_on_stdout_and_resumes(tmp_path):
 def ray_cluster():
     import logging
 
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data", reason="lctk batch runs on Ray Data: pip install 'lctk[batch]'")
+    import ray
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     yield ray
     ray.shutdown()
