@@ -23,7 +23,7 @@ from lctk.models.fake import FakeEmbedder
 from lctk.retrieval import api
 from lctk.retrieval.indexer import build_index
 from lctk.retrieval.ranking import Filters, Searcher, is_symbol_query
-from lctk.retrieval.store import aggregate, index_location, load_index
+from lctk.retrieval.store import aggregate, index_location, load_index, matvec
 from lctk.retrieval.units import FILE, split_file
 from lctk.sources.chunking import parse_text, text_lines
 
@@ -135,7 +135,10 @@ def test_index_round_trip_and_search(tmp_path):
     data = load_index(root.resolve())
     assert [f.path for f in data.files] == ["README.md", "lib/util.py", "src/http.py", "src/store.go"]
     assert {"parse_http_date", "Client", "Client.get", "Save", "slugify"} <= set(data.unit_name)
-    assert data.block_vectors.dtype == np.float32 and np.load(next(data.directory.glob("block_vectors.npy"))).dtype == np.float16
+    # vectors are stored as float16 and mapped as they are; matvec multiplies them in float32
+    assert data.block_vectors.dtype == np.float16 and isinstance(data.block_vectors, np.memmap)
+    query = embedder.embed(["parse http date header"])[0]
+    np.testing.assert_allclose(matvec(data.block_vectors, query), data.block_vectors.astype(np.float32) @ query, rtol=1e-6)
     hits = Searcher(data, embedder).search("parse http date header", k=3)
     assert hits[0].symbol == "parse_http_date" and hits[0].path == "src/http.py" and hits[0].start_line == 1
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -403,6 +406,40 @@ def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     assert reranker.calls == [["parse http date header"]]
     assert cold[0].symbol == "parse_http_date"
     assert Searcher(data, FakeEmbedder(), Recorder(), MemoryScoreCache()).search("parse http date header", k=3) == cold
+
+
+def test_a_cold_query_embeds_a_bounded_number_of_blocks_and_warms_with_use(tmp_path):
+    """Without stored vectors a query embeds at most `cold_blocks` code blocks; repeated, it
+    completes its head and then ranks exactly as a query allowed to embed every candidate."""
+    from lctk.score_cache import MemoryScoreCache
+
+    class Recorder(FakeEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[list[str]] = []
+
+        def embed(self, texts):
+            self.calls.append(list(texts))
+            return super().embed(texts)
+
+    query = "parse http date header"
+    root = _repo(tmp_path)
+    build_index(root, FakeEmbedder())
+    data = load_index(root.resolve())
+    unbounded = Searcher(data, FakeEmbedder(), FakeEmbedder(), MemoryScoreCache()).search(query, k=5, cold_blocks=None)
+    reranker = Recorder()
+    searcher = Searcher(data, FakeEmbedder(), reranker, MemoryScoreCache())
+    embedded = []
+    for _ in range(len(data.block_lines) + 1):
+        reranker.calls.clear()
+        hits = searcher.search(query, k=5, cold_blocks=2)
+        code = [text for call in reranker.calls for text in call if text != query]
+        assert len(code) <= 2
+        embedded.append(len(code))
+        if not code:
+            break
+    assert embedded[0] == 2 and embedded[-1] == 0 and len(embedded) > 2  # it took several queries to warm
+    assert hits == unbounded
 
 
 def test_cli_index_warm_stores_every_block_once(tmp_path):
