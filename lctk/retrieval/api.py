@@ -17,7 +17,7 @@ from pathlib import Path
 from lctk.errors import InputError
 from lctk.models.protocols import Embedder
 from lctk.retrieval.indexer import build_index, precheck_new_index
-from lctk.retrieval.ranking import RERANK, Filters, Searcher, SearchHit
+from lctk.retrieval.ranking import COLD_BLOCKS, RERANK, Filters, Searcher, SearchHit
 from lctk.retrieval.store import (
     DEFAULT_AGGREGATION,
     DEFAULT_BLOCK_TOKENS,
@@ -189,10 +189,14 @@ class CodeIndex:
         filters: Filters | None = None,
         fusion: Fusion | str = Fusion.blend,
         rerank: int = RERANK,
+        cold_blocks: int | None = COLD_BLOCKS,
     ) -> tuple[SearchHit, ...]:
-        """The best `k` units for `query`, best first (filters default to the whole of PATH)."""
+        """The best `k` units for `query`, best first (filters default to the whole of PATH).
+
+        `cold_blocks` bounds the blocks this query embeds with the full model where no vector is
+        stored yet (None: every candidate's; see `Searcher.search`)."""
         return self.searcher.search(query, k=k, mode=mode, filters=filters if filters is not None else self.filters(),
-                                    fusion=fusion, rerank=rerank)
+                                    fusion=fusion, rerank=rerank, cold_blocks=cold_blocks)
 
     def related(
         self, path: str | os.PathLike, line: int, *, k: int = 10, filters: Filters | None = None,
