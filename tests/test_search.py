@@ -442,6 +442,12 @@ def test_a_cold_query_embeds_a_bounded_number_of_blocks_and_warms_with_use(tmp_p
     assert hits == unbounded
 
 
+def test_search_help_states_the_cold_budget():
+    from lctk.retrieval.ranking import COLD_BLOCKS
+
+    assert f"at most {COLD_BLOCKS} blocks" in " ".join(run_lctk("search", "--help").stdout.replace("│", " ").split())
+
+
 def test_cli_index_warm_stores_every_block_once(tmp_path):
     root = _repo(tmp_path)
     first = run_lctk("index", str(root), "--warm", "--format", "json")

@@ -38,7 +38,7 @@ def search(
     files_only: Annotated[bool, typer.Option("--files-only", "-l", help="Print only the paths of matching files, best first.")] = False,
     output_format: Annotated[SearchFormat, typer.Option("--format", "-f", case_sensitive=False, help="text, json or jsonl (schema in README).")] = SearchFormat.text,
     no_refresh: Annotated[bool, typer.Option("--no-refresh", help="Search the index as it is; do not pick up changed files first.")] = False,
-    rerank: Annotated[int, typer.Option("--rerank", min=0, help="Re-score this many top candidates with the full embedder (static indexes only; 0 = off).")] = 100,
+    rerank: Annotated[int, typer.Option("--rerank", min=0, help="Re-score this many top candidates with the full embedder (static indexes only; 0 = off). A query embeds at most 32 blocks with no stored vector (`lctk index --warm` stores them all).")] = 100,
     fusion: Annotated[Fusion, typer.Option("--fusion", case_sensitive=False, help="How hybrid mode fuses dense and lexical scores.")] = Fusion.blend,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="Show likely secrets in --context code instead of [REDACTED:kind].")] = False,
     embed_model: EmbedModelOption = None,
