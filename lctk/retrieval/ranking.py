@@ -345,7 +345,7 @@ class Searcher:
             elif not report:
                 return None
         cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
-        missing = []
+        missing: list[tuple[tuple[str, str], int]] = []
         for key, b in {keys[b]: b for b in keys if keys[b] not in cached}.items():  # in the order given
             if budget is not None and len(missing) >= budget:
                 break
