@@ -66,7 +66,9 @@ def _whole_or_absent(root: Path) -> None:
 
 @pytest.mark.slow
 def test_indexer_killed_at_random_points_resumes_and_ends_identical(tmp_path, monkeypatch):
-    root = _email_subset(tmp_path / "repo").resolve()
+    # 18 files, ~1,200 blocks: five commit points, so each killed run has a batch left to die in
+    # (with 9 files and three, a run could pass the last commit before its kill: a flaky count)
+    root = _email_subset(tmp_path / "repo", files=18).resolve()
     reference_env = {"LCTK_INDEX_DIR": str(tmp_path / "reference")}
     started = time.perf_counter()
     reference = run_lctk("index", str(root), "--embed-model", "minilm-l6-v2", "-f", "json", env=reference_env)
