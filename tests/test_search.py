@@ -356,23 +356,26 @@ def test_cli_bad_input(tmp_path):
     assert run_lctk("search", "x", str(root), "-k", "0").exit_code == 2
 
 
+class CallRecorder(FakeEmbedder):
+    """A fake embedder that keeps the texts of each embed call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts):
+        self.calls.append(list(texts))
+        return super().embed(texts)
+
+
 def test_reranker_reads_exactly_what_the_index_embedded(tmp_path):
-    class Recorder(FakeEmbedder):
-        def __init__(self):
-            super().__init__()
-            self.texts: list[str] = []
-
-        def embed(self, texts):
-            self.texts.extend(texts)
-            return super().embed(texts)
-
     root = _repo(tmp_path)
-    recorder = Recorder()
+    recorder = CallRecorder()
     build_index(root, recorder)
     data = load_index(root.resolve())
     searcher = Searcher(data, recorder)
     rebuilt = [searcher._block_text(b) for b in range(len(data.block_lines))]
-    assert sorted(rebuilt) == sorted(recorder.texts)
+    assert sorted(rebuilt) == sorted(text for call in recorder.calls for text in call)
     first_http = next(f for f in data.files if f.path == "src/http.py")
     assert rebuilt[first_http.block_start].startswith("src/http.py parse_http_date\n")
 
@@ -381,19 +384,10 @@ def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     """After Searcher.warm every block's full vector is stored: a query embeds only itself."""
     from lctk.score_cache import MemoryScoreCache
 
-    class Recorder(FakeEmbedder):
-        def __init__(self):
-            super().__init__()
-            self.calls: list[list[str]] = []
-
-        def embed(self, texts):
-            self.calls.append(list(texts))
-            return super().embed(texts)
-
     root = _repo(tmp_path)
     build_index(root, FakeEmbedder())
     data = load_index(root.resolve())
-    reranker, cache = Recorder(), MemoryScoreCache()
+    reranker, cache = CallRecorder(), MemoryScoreCache()
     blocks, embedded = Searcher(data, FakeEmbedder(), reranker, cache).warm(batch=2)
     assert blocks == embedded == len(data.block_lines) and sum(map(len, reranker.calls)) == blocks
     assert Searcher(data, FakeEmbedder(), reranker, cache).warm() == (blocks, 0)  # nothing twice
@@ -405,7 +399,7 @@ def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     cold = searcher.search("parse http date header", k=3)
     assert reranker.calls == [["parse http date header"]]
     assert cold[0].symbol == "parse_http_date"
-    assert Searcher(data, FakeEmbedder(), Recorder(), MemoryScoreCache()).search("parse http date header", k=3) == cold
+    assert Searcher(data, FakeEmbedder(), CallRecorder(), MemoryScoreCache()).search("parse http date header", k=3) == cold
 
 
 def test_a_cold_query_embeds_a_bounded_number_of_blocks_and_warms_with_use(tmp_path):
@@ -413,21 +407,12 @@ def test_a_cold_query_embeds_a_bounded_number_of_blocks_and_warms_with_use(tmp_p
     completes its head and then ranks exactly as a query allowed to embed every candidate."""
     from lctk.score_cache import MemoryScoreCache
 
-    class Recorder(FakeEmbedder):
-        def __init__(self):
-            super().__init__()
-            self.calls: list[list[str]] = []
-
-        def embed(self, texts):
-            self.calls.append(list(texts))
-            return super().embed(texts)
-
     query = "parse http date header"
     root = _repo(tmp_path)
     build_index(root, FakeEmbedder())
     data = load_index(root.resolve())
     unbounded = Searcher(data, FakeEmbedder(), FakeEmbedder(), MemoryScoreCache()).search(query, k=5, cold_blocks=None)
-    reranker = Recorder()
+    reranker = CallRecorder()
     searcher = Searcher(data, FakeEmbedder(), reranker, MemoryScoreCache())
     embedded = []
     for _ in range(len(data.block_lines) + 1):
