@@ -49,15 +49,13 @@ LCTK = str(Path(sys.executable).with_name("lctk"))
 
 
 class Timed:
-    """A searcher wrapper that records each query's seconds (and can force a rerank depth)."""
+    """A searcher wrapper that records each query's seconds (and can force search arguments: rerank, cold_blocks)."""
 
-    def __init__(self, searcher, rerank: int | None = None, **forced):
-        self.searcher, self.rerank, self.forced, self.times = searcher, rerank, forced, []
+    def __init__(self, searcher, **forced):
+        self.searcher, self.forced, self.times = searcher, forced, []
         self.index, self.display_prefix = searcher.index, searcher.display_prefix
 
     def search(self, query, **kwargs):
-        if self.rerank is not None:
-            kwargs["rerank"] = self.rerank
         kwargs.update(self.forced)
         started = time.perf_counter()
         hits = self.searcher.search(query, **kwargs)
