@@ -402,6 +402,34 @@ def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     assert Searcher(data, FakeEmbedder(), CallRecorder(), MemoryScoreCache()).search("parse http date header", k=3) == cold
 
 
+def test_a_searcher_reuses_what_its_earlier_queries_read(tmp_path):
+    """Full-model vectors a query read are kept for the next ones, and from the second query on the
+    index's vectors are float32 copies: no re-read, no per-query conversion, the same ranking."""
+    from lctk.score_cache import MemoryScoreCache
+
+    class CountingCache(MemoryScoreCache):
+        reads = 0
+
+        def get_many(self, model, kind, keys):
+            self.reads += 1
+            return super().get_many(model, kind, keys)
+
+    root = _repo(tmp_path)
+    build_index(root, FakeEmbedder())
+    data = load_index(root.resolve())
+    cache = CountingCache()
+    Searcher(data, FakeEmbedder(), FakeEmbedder(), cache).warm()
+    searcher = Searcher(data, FakeEmbedder(), FakeEmbedder(), cache)
+    cache.reads = 0
+    first = searcher.search("parse http date header", k=3)
+    assert cache.reads == 1 and not searcher._float32  # a one-query process makes no copies
+    assert searcher.search("parse http date header", k=3) == first
+    assert cache.reads == 1  # every vector it needed was kept
+    for query in ("retry with backoff", "parse http date header"):
+        assert searcher.search(query, k=3) == Searcher(data, FakeEmbedder(), FakeEmbedder(), cache).search(query, k=3)
+    assert {name: matrix.dtype for name, matrix in searcher._float32.items()} == {"unit_vectors": np.float32, "block_vectors": np.float32}
+
+
 def test_a_cold_query_embeds_a_bounded_number_of_blocks_and_warms_with_use(tmp_path):
     """Without stored vectors a query embeds at most `cold_blocks` code blocks; repeated, it
     completes its head and then ranks exactly as a query allowed to embed every candidate."""

@@ -49,6 +49,7 @@ RERANK = 100  # candidates re-scored by the full embedder when the index is stat
 RERANK_BLOCKS = 4  # at most this many blocks of one unit are re-embedded (its best ones)
 COLD_BLOCKS = 32  # code blocks one query may embed with the full model where no vector is stored yet (~1 s on 2 cores)
 WARM_BATCH = 512  # blocks per embedding call when `lctk index --warm` stores every block's full vector
+FLOAT32_COPY_BYTES = 512 << 20  # a searcher's second query keeps float32 copies of the index's vectors up to this size
 _SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*$")
 
 
@@ -185,6 +186,9 @@ class Searcher:
         self._last_vector: np.ndarray | None = None
         self._last_block_cos: np.ndarray | None = None
         self._block_ends = np.array([f.block_end for f in index.files], dtype=np.int64)
+        self._queries = 0  # searches and related() calls so far: the second one makes float32 copies
+        self._float32: dict[str, np.ndarray] = {}  # "unit_vectors"/"block_vectors" -> float32 copy
+        self._full_memo: dict[tuple[str, str], np.ndarray] = {}  # vector-cache key -> full-model block vector read or embedded
 
     def search(
         self, query: str, k: int = 10, mode: str = "hybrid", filters: Filters = Filters(),
@@ -206,6 +210,7 @@ class Searcher:
         if k < 1:
             raise InputError(f"k must be at least 1 (got {k})")
         index = self.index
+        self._queries += 1
         candidates = np.flatnonzero(candidate_mask(index, filters))
         if not len(candidates):
             return ()
@@ -251,7 +256,7 @@ class Searcher:
     def _dense(self, query: str, candidates: np.ndarray, lift: float) -> np.ndarray:
         index = self.index
         vector = self._query_vector(query)
-        unit_cos = matvec(index.unit_vectors[candidates], vector)
+        unit_cos = matvec(self._stored("unit_vectors")[candidates], vector)
         best = range_max(self._block_cos(query), index.unit_blocks[candidates])
         return (1 - lift) * unit_cos + lift * best
 
@@ -263,8 +268,19 @@ class Searcher:
     def _block_cos(self, query: str) -> np.ndarray:
         vector = self._query_vector(query)
         if self._last_block_cos is None:
-            self._last_block_cos = matvec(self.index.block_vectors, vector)
+            self._last_block_cos = matvec(self._stored("block_vectors"), vector)
         return self._last_block_cos
+
+    def _stored(self, name: str) -> np.ndarray:
+        """The index's `name` vectors: as mapped (float16) for a searcher's first query, a float32
+        copy from its second on when it fits in FLOAT32_COPY_BYTES (no conversion per query; a
+        one-query CLI process never pays for the copy)."""
+        if name in self._float32:
+            return self._float32[name]
+        matrix = getattr(self.index, name)
+        if self._queries > 1 and matrix.dtype != np.float32 and 2 * matrix.nbytes <= FLOAT32_COPY_BYTES:
+            matrix = self._float32[name] = np.asarray(matrix, dtype=np.float32)
+        return matrix
 
     def _rerank_dense(self, query: str, units: np.ndarray, lift: float, cold_blocks: int | None = None):
         """Full-model SEA scores of the longest prefix of `units` (best first) whose blocks all have
@@ -344,7 +360,10 @@ class Searcher:
                 keys[b] = (content_hash(cast(str, text(b))), "")
             elif not report:
                 return None
-        cached = self.vector_cache.get_many(model, "block", set(keys.values())) if self.vector_cache else {}
+        wanted = set(keys.values())
+        cached = {key: self._full_memo[key] for key in wanted if key in self._full_memo}
+        if self.vector_cache is not None and len(cached) < len(wanted):
+            cached.update(self.vector_cache.get_many(model, "block", wanted - cached.keys()))
         missing: list[tuple[tuple[str, str], int]] = []
         for key, b in {keys[b]: b for b in keys if keys[b] not in cached}.items():  # in the order given
             if budget is not None and len(missing) >= budget:
@@ -360,6 +379,8 @@ class Searcher:
             if self.vector_cache is not None:
                 self.vector_cache.put_many(model, "block", new)
         vectors = {b: np.asarray(cached[key], dtype=np.float32) for b, key in keys.items() if key in cached}
+        if not report:  # a query's vectors are kept for the next query (warm's pass over every block is not)
+            self._full_memo.update((key, vectors[b]) for b, key in keys.items() if b in vectors)
         return (vectors, len(missing)) if report else vectors
 
     def _block_text(self, block: int) -> str | None:
@@ -433,14 +454,15 @@ class Searcher:
         if k < 1:
             raise InputError(f"k must be at least 1 (got {k})")
         index = self.index
+        self._queries += 1
         first, last = (int(x) for x in index.unit_lines[unit])
         around = (index.unit_file == index.unit_file[unit]) & (index.unit_lines[:, 0] <= last) & (index.unit_lines[:, 1] >= first)
         candidates = np.flatnonzero(candidate_mask(index, filters) & ~around)
         if not len(candidates):
             return ()
         vector = np.asarray(index.unit_vectors[unit], dtype=np.float32)
-        block_cos = matvec(index.block_vectors, vector)
-        dense = (1 - lift) * matvec(index.unit_vectors[candidates], vector).astype(np.float64) + lift * range_max(block_cos, index.unit_blocks[candidates])
+        block_cos = matvec(self._stored("block_vectors"), vector)
+        dense = (1 - lift) * matvec(self._stored("unit_vectors")[candidates], vector).astype(np.float64) + lift * range_max(block_cos, index.unit_blocks[candidates])
         order = np.argsort(-dense, kind="stable")
         return self._hits(order, candidates, dense, dense, None, {}, block_cos, k, dedupe, filters.kinds)
 
