@@ -18,7 +18,7 @@ from typing import cast
 import numpy as np
 
 from lctk.errors import ModelError, first_line
-from lctk.models.static import TokenizerText
+from lctk.models.static import TokenizerText, shared_tokenizer
 
 # Padded tokens per forward pass. Small enough that the attention scores (rows x 12 x L^2 floats,
 # 25 MB at 8 x 256 tokens) stay under glibc's largest mmap threshold (32 MB), so their memory is
@@ -63,20 +63,21 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
+Norm = tuple[np.ndarray, np.ndarray]  # LayerNorm weight, bias
+# one encoder layer: qkv weight (in, 3d), bias, output weight, bias, norm, FFN in weight, bias, FFN out weight, bias, norm
+Layer = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Norm, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Norm]
+
+
 class NumpyBertEmbedder(TokenizerText):
     """Mean-pooled, L2-normalised BERT sentence vectors computed with NumPy."""
 
     def __init__(self, folder: Path, model_id: str, max_tokens: int | None = None):
-        from tokenizers import Tokenizer
-
         try:
             config = json.loads((folder / "config.json").read_text())
             weights = read_safetensors(folder / "model.safetensors")
-            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self.tokenizer = shared_tokenizer(folder / "tokenizer.json")
         except (OSError, ValueError, KeyError, struct.error) as exc:
             raise ModelError(f"cannot load embedding model {folder}: {first_line(exc)}") from None
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
         self.model_id = model_id
         stamp = (folder / "model.safetensors").stat()
         self.fingerprint = f"{stamp.st_size}-{stamp.st_mtime_ns}"
@@ -90,19 +91,20 @@ class NumpyBertEmbedder(TokenizerText):
         w = {k: v.astype(np.float32, copy=False) for k, v in weights.items() if v.dtype != np.int64}
         self.word, self.position, self.token_type = (w[f"embeddings.{n}.weight"] for n in ("word_embeddings", "position_embeddings", "token_type_embeddings"))
         self.embed_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self.layers = []
+        self.layers: list[Layer] = []  # (in, out) weights as transposed views of the mapped (out, in) tensors
         for i in range(self.layers_n):
             p = f"encoder.layer.{i}."
-            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T.copy()
+            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T
             qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
-            self.layers.append((  # (in, out) copies: matmul over transposed views ran ~1.5x slower here
+            self.layers.append((
                 qkv_w, qkv_b,
-                w[p + "attention.output.dense.weight"].T.copy(), w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.dense.weight"].T, w[p + "attention.output.dense.bias"],
                 (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
-                w[p + "intermediate.dense.weight"].T.copy(), w[p + "intermediate.dense.bias"],
-                w[p + "output.dense.weight"].T.copy(), w[p + "output.dense.bias"],
+                w[p + "intermediate.dense.weight"].T, w[p + "intermediate.dense.bias"],
+                w[p + "output.dense.weight"].T, w[p + "output.dense.bias"],
                 (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
             ))
+        self._contiguous: list[Layer] | None = None  # contiguous (in, out) copies, made for the first large batch
         # BERT vocabularies always hold both
         self._cls, self._sep = cast(int, self.tokenizer.token_to_id("[CLS]")), cast(int, self.tokenizer.token_to_id("[SEP]"))
 
@@ -123,6 +125,17 @@ class NumpyBertEmbedder(TokenizerText):
             start += size
         return out
 
+    def _layers_for(self, tokens: int) -> list[Layer]:
+        """The layers' weights for a batch of `tokens`: transposed views for a query (copying them
+        costs ~45 ms, more than a short text's whole forward pass), contiguous copies for bulk work."""
+        if tokens < COPY_FROM_TOKENS:
+            return self._contiguous or self.layers
+        if self._contiguous is None:
+            copy = np.ascontiguousarray
+            self._contiguous = [(copy(qkv_w), qkv_b, copy(o_w), o_b, norm1, copy(i_w), i_b, copy(f_w), f_b, norm2)
+                                for qkv_w, qkv_b, o_w, o_b, norm1, i_w, i_b, f_w, f_b, norm2 in self.layers]
+        return self._contiguous
+
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         n, length = len(batch), max(len(x) for x in batch)
         ids = np.zeros((n, length), dtype=np.int64)
@@ -136,7 +149,7 @@ class NumpyBertEmbedder(TokenizerText):
         d, h = self.dim, self.heads
         hd = d // h
         scale = np.float32(1.0 / math.sqrt(hd))
-        for qkv_w, qkv_b, o_w, o_b, norm1, i_w, i_b, f_w, f_b, norm2 in self.layers:
+        for qkv_w, qkv_b, o_w, o_b, norm1, i_w, i_b, f_w, f_b, norm2 in self._layers_for(n * length):
             qkv = x @ qkv_w + qkv_b  # (n, L, 3d)
             q, k, v = (qkv[..., j * d : (j + 1) * d].reshape(n, length, h, hd).transpose(0, 2, 1, 3) for j in range(3))
             scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
@@ -150,6 +163,9 @@ class NumpyBertEmbedder(TokenizerText):
         pooled = (x * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled / np.where(norms == 0, 1.0, norms)
+
+
+COPY_FROM_TOKENS = 64  # batches this large use contiguous weight copies (matmul over transposed views: ~1.5x slower)
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
