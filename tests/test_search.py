@@ -403,8 +403,8 @@ def test_a_warm_index_reranks_without_embedding_code(tmp_path):
 
 
 def test_a_searcher_reuses_what_its_earlier_queries_read(tmp_path):
-    """Full-model vectors a query read are kept for the next ones, and from the second query on the
-    index's vectors are float32 copies: no re-read, no per-query conversion, the same ranking."""
+    """A searcher's second query reads every stored full-model vector at once and makes float32
+    copies of the index's vectors; later queries read nothing again and rank as a fresh searcher."""
     from lctk.score_cache import MemoryScoreCache
 
     class CountingCache(MemoryScoreCache):
@@ -424,9 +424,10 @@ def test_a_searcher_reuses_what_its_earlier_queries_read(tmp_path):
     first = searcher.search("parse http date header", k=3)
     assert cache.reads == 1 and not searcher._float32  # a one-query process makes no copies
     assert searcher.search("parse http date header", k=3) == first
-    assert cache.reads == 1  # every vector it needed was kept
+    assert cache.reads == 2 and len(searcher._full_memo) == len({bytes(row) for row in data.block_keys})  # all, once
     for query in ("retry with backoff", "parse http date header"):
         assert searcher.search(query, k=3) == Searcher(data, FakeEmbedder(), FakeEmbedder(), cache).search(query, k=3)
+    assert cache.reads == 4  # the two fresh searchers' reads: `searcher` read nothing more
     assert {name: matrix.dtype for name, matrix in searcher._float32.items()} == {"unit_vectors": np.float32, "block_vectors": np.float32}
 
 

@@ -106,9 +106,13 @@ def query_tokens(query: str) -> list[str]:
 
 def candidate_mask(index: IndexData, filters: Filters) -> np.ndarray:
     """Boolean mask over units that pass every filter (computed per file, then spread to units)."""
-    from pathspec import GitIgnoreSpec
+    if not (filters.globs or filters.languages or filters.paths or filters.kinds):
+        return np.ones(index.n_units, dtype=bool)
+    spec = None
+    if filters.globs:
+        from pathspec import GitIgnoreSpec  # here: importing it costs ~20 ms of a search that has no globs
 
-    spec = GitIgnoreSpec.from_lines(filters.globs) if filters.globs else None
+        spec = GitIgnoreSpec.from_lines(filters.globs)
     languages = {language.lower() for language in filters.languages}
     prefixes = [p.strip("/") for p in filters.paths]
     keep_file = np.zeros(len(index.files), dtype=bool)
@@ -189,6 +193,7 @@ class Searcher:
         self._queries = 0  # searches and related() calls so far: the second one makes float32 copies
         self._float32: dict[str, np.ndarray] = {}  # "unit_vectors"/"block_vectors" -> float32 copy
         self._full_memo: dict[tuple[str, str], np.ndarray] = {}  # vector-cache key -> full-model block vector read or embedded
+        self._memo_filled = False  # every stored vector read into _full_memo (done at the second query)
 
     def search(
         self, query: str, k: int = 10, mode: str = "hybrid", filters: Filters = Filters(),
@@ -361,6 +366,8 @@ class Searcher:
             elif not report:
                 return None
         wanted = set(keys.values())
+        if not report and self._queries > 1 and not self._memo_filled:
+            self._fill_memo(model)
         cached = {key: self._full_memo[key] for key in wanted if key in self._full_memo}
         if self.vector_cache is not None and len(cached) < len(wanted):
             cached.update(self.vector_cache.get_many(model, "block", wanted - cached.keys()))
@@ -382,6 +389,19 @@ class Searcher:
         if not report:  # a query's vectors are kept for the next query (warm's pass over every block is not)
             self._full_memo.update((key, vectors[b]) for b, key in keys.items() if b in vectors)
         return (vectors, len(missing)) if report else vectors
+
+    def _fill_memo(self, model: str) -> None:
+        """Read every stored full-model block vector at once (a searcher's second query, when they
+        fit in FLOAT32_COPY_BYTES): later queries then read nothing from the vector cache."""
+        self._memo_filled = True
+        stored = self.index.block_keys
+        if stored is None or self.vector_cache is None:
+            return
+        dim = int(self.index.block_vectors.shape[1]) if self.index.block_vectors.ndim == 2 else 0
+        if len(stored) * dim * 4 > FLOAT32_COPY_BYTES:
+            return
+        keys = {(row.tobytes().hex(), "") for row in stored if row.any()} - self._full_memo.keys()
+        self._full_memo.update((key, np.asarray(vector, dtype=np.float32)) for key, vector in self.vector_cache.get_many(model, "block", keys).items())
 
     def _block_text(self, block: int) -> str | None:
         """What the index embedded for `block` (header + code), rebuilt from the file on disk."""
