@@ -15,7 +15,6 @@ import os
 import socket
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +162,8 @@ class ServerClient:
 
     # --- internals ----------------------------------------------------------------------
     def _open(self, path: str, body: dict[str, Any] | None):
+        import urllib.request  # here: its import (http.client, email) cost ~25 ms of every CLI search
+
         url = self.target.root + path
         headers = {"Accept": "application/json"}
         data = None
