@@ -380,6 +380,19 @@ def test_reranker_reads_exactly_what_the_index_embedded(tmp_path):
     assert rebuilt[first_http.block_start].startswith("src/http.py parse_http_date\n")
 
 
+def test_a_default_query_imports_neither_torch_nor_transformers(tmp_path):
+    """The default query path (static first stage, full MiniLM re-score) runs in NumPy: a fresh
+    process searching a built index never imports torch or transformers (models built here first)."""
+    root = _repo(tmp_path)
+    assert api.CodeIndex.open(root).search("parse an http date")[0].symbol == "parse_http_date"  # builds what is missing
+    code = ("import sys; from lctk.retrieval.api import CodeIndex; "
+            "hit = CodeIndex.open(sys.argv[1], refresh=False).search('parse an http date')[0]; "
+            "print(hit.symbol, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["parse_http_date", "False", "False"]
+
+
 def test_a_warm_index_reranks_without_embedding_code(tmp_path):
     """After Searcher.warm every block's full vector is stored: a query embeds only itself."""
     from lctk.score_cache import MemoryScoreCache
