@@ -172,6 +172,11 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, dense_weight: float, how: str) 
     return dense_weight * _minmax(dense) + (1 - dense_weight) * lexical_n
 
 
+def stored_key(row: np.ndarray) -> tuple[str, str]:
+    """The vector-cache key of a block from the SHA-256 of its embedded text, as the index stores it."""
+    return (row.tobytes().hex(), "")
+
+
 class Searcher:
     """Queries over one loaded index (reuse it for many queries)."""
 
@@ -283,9 +288,14 @@ class Searcher:
         if name in self._float32:
             return self._float32[name]
         matrix = getattr(self.index, name)
-        if self._queries > 1 and matrix.dtype != np.float32 and 2 * matrix.nbytes <= FLOAT32_COPY_BYTES:
+        if matrix.dtype != np.float32 and self._keeps_copies(2 * matrix.nbytes):
             matrix = self._float32[name] = np.asarray(matrix, dtype=np.float32)
         return matrix
+
+    def _keeps_copies(self, nbytes: int) -> bool:
+        """Whether this searcher keeps an in-memory copy of `nbytes` (from its second query, up to
+        FLOAT32_COPY_BYTES each): the float32 vectors and the stored full-model block vectors."""
+        return self._queries > 1 and nbytes <= FLOAT32_COPY_BYTES
 
     def _rerank_dense(self, query: str, units: np.ndarray, lift: float, cold_blocks: int | None = None):
         """Full-model SEA scores of the longest prefix of `units` (best first) whose blocks all have
@@ -360,13 +370,13 @@ class Searcher:
         keys: dict[int, tuple[str, str]] = {}
         for b in blocks:
             if stored is not None and stored[b].any():
-                keys[b] = (stored[b].tobytes().hex(), "")
+                keys[b] = stored_key(stored[b])
             elif text(b) is not None:  # an index from before stored keys, or a block of one
                 keys[b] = (content_hash(cast(str, text(b))), "")
             elif not report:
                 return None
         wanted = set(keys.values())
-        if not report and self._queries > 1 and not self._memo_filled:
+        if not report and not self._memo_filled and self._keeps_copies(0):
             self._fill_memo(model)
         cached = {key: self._full_memo[key] for key in wanted if key in self._full_memo}
         if self.vector_cache is not None and len(cached) < len(wanted):
@@ -398,9 +408,9 @@ class Searcher:
         if stored is None or self.vector_cache is None:
             return
         dim = int(self.index.block_vectors.shape[1]) if self.index.block_vectors.ndim == 2 else 0
-        if len(stored) * dim * 4 > FLOAT32_COPY_BYTES:
+        if not self._keeps_copies(len(stored) * dim * 4):
             return
-        keys = {(row.tobytes().hex(), "") for row in stored if row.any()} - self._full_memo.keys()
+        keys = {stored_key(row) for row in stored if row.any()} - self._full_memo.keys()
         self._full_memo.update((key, np.asarray(vector, dtype=np.float32)) for key, vector in self.vector_cache.get_many(model, "block", keys).items())
 
     def _block_text(self, block: int) -> str | None:
