@@ -10,12 +10,13 @@ from conftest import SHARED_DATA, assert_one_line_error, run_lctk
 from test_infiniretri import EchoAnswer, WordAttention, _haystack
 
 from lctk.ask.hybrid import candidate_sentences, keep_best
-from lctk.ask.prior import SentencePrior, content_terms, with_neighbours
-from lctk.ask.qa import REFUSAL, answer, prepare, read_questions
+from lctk.ask.prior import ContextReranker, SentencePrior, content_terms, with_neighbours
+from lctk.ask.qa import REFUSAL, answer, prepare, read_questions, rerank_embedder
 from lctk.ask.settings import RetrievalMode, RetrievalSettings
 from lctk.documents.load import document_from_text
 from lctk.errors import InputError
 from lctk.evaluation.questions import contains, f1, load_questions, normalize, score, summarize
+from lctk.models.fake import FakeEmbedder
 
 POLICY = SHARED_DATA / "pdf" / "debian-policy.pdf"
 
@@ -100,6 +101,39 @@ def test_prior_ranks_the_sentence_that_shares_the_question_s_rare_words_first():
     assert with_neighbours(np.array([0.0, 1.0, 0.0]), 0.5).tolist() == [0.5, 1.0, 0.5]
 
 
+def test_the_full_embedder_re_reads_the_prior_s_best_sentences_with_their_neighbours():
+    texts = ["Debian package names are described here.", "They must be at least two characters long.",
+             "The grass is green.", "Long names are hard to type.", "Names of files must be short.", "Nothing here."]
+    prior = np.array([0.2, 0.1, 0.0, 0.9, 0.5, 0.0])
+    embedder = FakeEmbedder()
+    reranker = ContextReranker(texts, embedder)
+    assert reranker.window(1) == " ".join(texts[:3]) and reranker.window(0) == " ".join(texts[:2])
+    question = "How long must Debian package names be?"
+    rescored = reranker.rescore(prior, question, top=4, weight=2.0)
+    # the answer sentence names its subject only in the sentence before: read in context it rises to the top
+    assert int(np.argmax(rescored)) in (0, 1) and rescored[1] > rescored[4]
+    assert rescored[2] == rescored[5] == 0.0 and rescored[3] >= prior[3] / prior.max()  # outside the top: prior / best
+    assert reranker.rescore(prior, question, top=0, weight=2.0) is prior  # off: the prior as it was
+    assert reranker.rescore(np.zeros(6), question, top=4, weight=2.0).tolist() == [0.0] * 6
+    embedded = embedder.embedded
+    reranker.rescore(prior, "Which colour is the grass?", top=4, weight=2.0)
+    assert embedder.embedded == embedded + 1  # window vectors are kept per document: only the question is new
+    assert rerank_embedder(embedder) is embedder and rerank_embedder(None) is None  # a full model re-reads itself
+
+
+def test_a_prepared_document_re_reads_with_the_full_model_only_when_asked():
+    document = document_from_text("hay.txt", _haystack("The vault code is 4417.", 0.4, words=600))
+    embedder = FakeEmbedder()
+    prepared = prepare(document, WordAttention(), RetrievalSettings(), embedder)
+    off = prepared.relevance("What is the vault code?", RetrievalSettings(rerank_sentences=0))
+    assert prepared.reranker is None and np.array_equal(off, prepared.prior_scores("What is the vault code?"))
+    on = prepared.relevance("What is the vault code?", RetrievalSettings(rerank_sentences=5))
+    assert prepared.reranker is not None and prepared.rerank_model is embedder
+    needle = next(i for i, text in enumerate(prepared.texts()) if "4417" in text)
+    assert int(np.argmax(off)) == needle and abs(int(np.argmax(on)) - needle) <= 1  # the best window holds the needle
+    assert float(on.max()) > 1.0  # prior / best prior, plus the re-read cosine
+
+
 def test_candidates_take_neighbours_and_stop_at_the_read_budget():
     prior = np.array([0.0, 0.1, 0.9, 0.0, 0.0, 0.5, 0.0])
     assert candidate_sentences(prior, [10] * 7, 30) == [1, 2, 3]
@@ -110,7 +144,7 @@ def test_candidates_take_neighbours_and_stop_at_the_read_budget():
 
 def test_hybrid_reads_only_the_candidates_whatever_the_document_length():
     needle, question = "The vault code is 4417.", "What is the vault code?"
-    settings = RetrievalSettings(window_tokens=250, read_tokens=200, kept_tokens=120, top_k=20, phrase=4)
+    settings = RetrievalSettings(mode=RetrievalMode.hybrid, window_tokens=250, read_tokens=200, kept_tokens=120, top_k=20, phrase=4)
     reads = []
     for words in (3000, 12000):
         model = WordAttention()

@@ -1,6 +1,8 @@
 """Hybrid evidence: the prior proposes, the attention model reads the proposals, both decide.
 
-1. `SentencePrior` scores every sentence of the document (BM25 + dense cosine, with neighbours).
+1. `SentencePrior` scores every sentence of the document (BM25 + dense cosine, with neighbours);
+   `ContextReranker` re-reads its best with the full embedder, each inside its neighbours (the
+   caller passes that score in as `prior`).
 2. The best sentences, each with the sentence before and after it, are taken best first until
    `read_tokens`; in document order they are packed into windows of at most `window_tokens`.
 3. The attention model reads each window + the question once (InfiniRetri's reading: last-layer

@@ -7,6 +7,11 @@ neighbours (`NEIGHBOUR_WEIGHT` of the better neighbour is added), because the su
 sentence is often named in the one before it ("This field ..."). The prior is built once per
 document (`SentencePrior`) and answers any number of questions.
 
+`ContextReranker` then re-reads the prior's best sentences with the full sentence embedder, each
+inside its neighbours ("previous + sentence + next"), and adds their cosine to the question: a
+static embedder sums word vectors, so "They must be at least two characters long" does not match
+"How short may a package name be?"; the full model over the window that names "package names" does.
+
 bench/ask.py measured why it exists: on real questions over real manuals the attention of a
 sub-1B model alone kept the answer sentence for a small minority of questions, while BM25 over
 sentences ranked it near the top for almost all.
@@ -25,6 +30,7 @@ from lctk.sources.lexical import BM25, plain_words
 # Weights tuned on the dev half of bench/data/ask-questions.jsonl (bench/ask.py --questions).
 NEIGHBOUR_WEIGHT = 0.35  # share of the better neighbour's score added to a sentence's own
 DENSE_WEIGHT = 0.3  # weight of the dense cosine in the fused prior (lexical gets the rest)
+RERANK_SPAN = (1, 1)  # sentences before and after each re-read sentence in its window (bench/ask_questions.py --ablation)
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -109,3 +115,54 @@ def with_neighbours(scores: np.ndarray, weight: float) -> np.ndarray:
     before = np.concatenate(([0.0], scores[:-1]))
     after = np.concatenate((scores[1:], [0.0]))
     return scores + weight * np.maximum(before, after)
+
+
+class ContextReranker:
+    """Re-scores a prior's best sentences with a full sentence embedder, each read with its neighbours.
+
+    A sentence's window is the `span` sentences before it, the sentence and those after it, joined.
+    Window vectors do not depend on the question, so each is embedded once per document and reused
+    by every later question.
+
+    Args:
+        texts: the sentences, in document order (the prior's).
+        embedder: an `Embedder` with L2-normalised vectors (the full model the prior's static one
+            was distilled from, by default).
+        span: (sentences before, sentences after) in each window.
+    """
+
+    def __init__(self, texts: Sequence[str], embedder, span: tuple[int, int] = RERANK_SPAN):
+        self._texts, self._embedder, self._span = texts, embedder, span
+        self._vectors: dict[int, np.ndarray] = {}
+
+    def window(self, index: int) -> str:
+        """The sentence at `index` with its neighbours, whitespace collapsed."""
+        before, after = self._span
+        lo, hi = max(0, index - before), min(len(self._texts), index + 1 + after)
+        return " ".join(" ".join(text.split()) for text in self._texts[lo:hi])
+
+    def vectors(self, indexes: Sequence[int]) -> np.ndarray:
+        """Window vectors of the sentences at `indexes`, (len(indexes), d); new ones embedded in one call."""
+        missing = [i for i in dict.fromkeys(indexes) if i not in self._vectors]
+        if missing:
+            for i, vector in zip(missing, self._embedder.embed([self.window(i) for i in missing])):
+                self._vectors[i] = vector
+        return np.stack([self._vectors[i] for i in indexes])
+
+    def rescore(self, prior: np.ndarray, question: str, top: int, weight: float) -> np.ndarray:
+        """prior / best prior, plus `weight` x the window cosine (min-max scaled to 0..1) of the `top` best.
+
+        Sentences outside the `top` keep prior / best prior; with `top` 0 or no positive prior the
+        prior comes back as it was.
+        """
+        best_prior = float(prior.max()) if len(prior) else 0.0
+        if top <= 0 or best_prior <= 0:
+            return prior
+        best = [int(i) for i in np.argsort(-prior, kind="stable")[:top] if prior[i] > 0]
+        query = self._embedder.embed([question])[0].astype(np.float64)
+        cosine = self.vectors(best).astype(np.float64) @ query
+        low, high = float(cosine.min()), float(cosine.max())
+        scaled = (cosine - low) / (high - low) if high > low else np.zeros_like(cosine)
+        out = prior.astype(np.float64) / best_prior
+        out[best] += weight * scaled
+        return out

@@ -14,6 +14,7 @@ question, settings and model, so an interrupted run continues with `resume=True`
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import cast
 from lctk.ask.grounding import close_stream, first_line, supported
 from lctk.ask.hybrid import hybrid_select
 from lctk.ask.infiniretri import RetrievalState, retrieve
-from lctk.ask.prior import SentencePrior
+from lctk.ask.prior import ContextReranker, SentencePrior
 from lctk.ask.settings import RetrievalMode, RetrievalSettings
 from lctk.config import writable_cache_subdir
 from lctk.documents.load import Document, load_document
@@ -287,6 +288,25 @@ def prior_embedder(settings: RetrievalSettings):
     return load_embedder(role_model("embed").value)
 
 
+def rerank_embedder(embedder):
+    """The full embedder that re-reads the prior's best sentences: the model a static `embedder` was
+    distilled from, else `embedder` itself (None without one)."""
+    if embedder is None:
+        return None
+    from lctk.models.loader import distilled_from
+
+    full = distilled_from(getattr(embedder, "model_id", ""))
+    return _loaded_embedder(full) if full else embedder
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded_embedder(name: str):
+    """One loaded copy per process: every document prepared (e.g. each eval task) shares it."""
+    from lctk.models.loader import load_embedder
+
+    return load_embedder(name)
+
+
 @dataclass
 class PreparedDocument:
     """A document split, counted and indexed once; any number of questions can then be asked of it."""
@@ -297,11 +317,29 @@ class PreparedDocument:
     prior: SentencePrior | None  # built on first use by a mode that needs it
     embedder: object | None = None
     split_s: float = 0.0
+    reranker: ContextReranker | None = None  # built on first use, from `rerank_model` or the embedder's full model
+    rerank_model: object | None = None
+
+    def texts(self) -> list[str]:
+        return [self.document.text[s.start : s.end] for s in self.sentences]
 
     def prior_scores(self, question: str):
         if self.prior is None:
-            self.prior = SentencePrior([self.document.text[s.start : s.end] for s in self.sentences], self.embedder)
+            self.prior = SentencePrior(self.texts(), self.embedder)
         return self.prior.scores(question)
+
+    def relevance(self, question: str, settings: RetrievalSettings):
+        """The prior, its best `settings.rerank_sentences` re-read in context by the full embedder (when there is one)."""
+        prior = self.prior_scores(question)
+        if settings.rerank_sentences <= 0 or settings.rerank_weight <= 0:
+            return prior
+        if self.reranker is None:
+            model = self.rerank_model if self.rerank_model is not None else rerank_embedder(self.embedder)
+            if model is None:
+                return prior
+            self.rerank_model = model
+            self.reranker = ContextReranker(self.texts(), model)
+        return self.reranker.rescore(prior, question, settings.rerank_sentences, settings.rerank_weight)
 
     def evidence(self, kept: Iterable[int], scores: Iterable[float]) -> tuple[Evidence, ...]:
         text, sentences = self.document.text, self.sentences
@@ -313,8 +351,11 @@ class PreparedDocument:
 
 
 def prepare(document: Document, retriever: LanguageModel, settings: RetrievalSettings = RetrievalSettings(),
-            embedder: Embedder | None = None) -> PreparedDocument:
-    """Split `document` into sentences, count them in `retriever`'s tokens and pack its windows."""
+            embedder: Embedder | None = None, rerank_model: Embedder | None = None) -> PreparedDocument:
+    """Split `document` into sentences, count them in `retriever`'s tokens and pack its windows.
+
+    `embedder` is the prior's dense half; `rerank_model` the full embedder that re-reads the prior's
+    best sentences (default: the model `embedder` was distilled from, loaded on first use)."""
     started = time.perf_counter()
     sentences = split_sentences(document.text)
     if not sentences:
@@ -322,7 +363,8 @@ def prepare(document: Document, retriever: LanguageModel, settings: RetrievalSet
     count = lambda texts: [retriever.count_tokens(t) for t in texts]  # noqa: E731
     sentences, counts = fit_sentences(document.text, sentences, settings.window_tokens, count)
     windows = windows_of(counts, settings.window_tokens)
-    return PreparedDocument(document, sentences, counts, windows, None, embedder, time.perf_counter() - started)
+    return PreparedDocument(document, sentences, counts, windows, None, embedder, time.perf_counter() - started,
+                            rerank_model=rerank_model)
 
 
 def answer(
@@ -361,7 +403,7 @@ def answer(
                 on_window)
         kept, scores, tokens_read, windows_read = state.kept, state.scores, state.tokens_read, windows_total - resumed
     else:
-        prior = prepared.prior_scores(question)
+        prior = prepared.relevance(question, settings)
         reader = retriever if settings.mode == RetrievalMode.hybrid else None
         selection = hybrid_select(reader, prepared.document.text, prepared.sentences, prepared.counts, prior,
                                   question, settings)

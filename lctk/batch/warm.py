@@ -121,8 +121,10 @@ class WarmModels:
             return self._documents[key]
         loaded = load_document(location, writable_cache_subdir("documents"))
         retriever, _, _ = self.ask_models()
-        # the prior's dense half is the `embed` role's model, as in qa.prior_embedder; only modes with a prior use it
-        prepared = prepare(loaded, retriever, settings, self.search_models()[0])
+        # the prior's dense half is the `embed` role's model, as in qa.prior_embedder, and its full model
+        # re-reads the prior's best sentences; only modes with a prior use them
+        embedder, full = self.search_models()
+        prepared = prepare(loaded, retriever, settings, embedder, full)
         if key is not None:
             self._documents[key] = prepared
             while len(self._documents) > MAX_PREPARED_DOCUMENTS:

@@ -193,7 +193,7 @@ class LctkTools:
         self, ctx: Context,
         document: Annotated[str, Field(description="PDF, text, Markdown, HTML, EPUB or DOCX file.")],
         question: Annotated[str, Field(description="The question.")],
-        mode: Annotated[str, Field(description="hybrid (default), attention (reads every window; slow) or prior (no model reads).")] = "hybrid",
+        mode: Annotated[str, Field(description="prior (default: BM25 + embeddings, the full embedder re-reads the best), hybrid (a language model's attention also reads the best) or attention (reads every window; slow).")] = "prior",
     ) -> CallToolResult:
         """Answer a question from a document of any length; returns the answer and the evidence it rests on, with pages."""
         return await self._run(ctx, "reading windows", self.toolbox.ask, document=document, question=question, mode=mode)

@@ -150,7 +150,7 @@ class ToolBox:
         return ToolOutput(text, data, note)
 
     def ask(
-        self, document: str, question: str, *, mode: str = "hybrid", max_tokens: int = 256, progress: Progress | None = None,
+        self, document: str, question: str, *, mode: str = "prior", max_tokens: int = 256, progress: Progress | None = None,
     ) -> ToolOutput:
         """Answer a question from a document of any length, citing the kept sentences with their pages."""
         if document == STDIN:

@@ -29,9 +29,10 @@ def ask(
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", min=1, help="Most tokens in the answer.")] = 256,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="With --no-check: print the answer as it is generated.")] = True,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Hold the answer until it is checked against the evidence; an answer the evidence does not support becomes \"The document does not say.\"")] = True,
-    mode: Annotated[RetrievalMode, typer.Option("--mode", help="hybrid: lexical+dense prior over every sentence, the attention model reads the best candidates; attention: InfiniRetri over every window (slow); prior: no model reads.", case_sensitive=False)] = DEFAULTS.mode,
+    mode: Annotated[RetrievalMode, typer.Option("--mode", help="prior: BM25 + static embeddings over every sentence, the full MiniLM re-reads the best with their neighbours; hybrid: the attention model also reads the best candidates; attention: InfiniRetri over every window (slow).", case_sensitive=False)] = DEFAULTS.mode,
     window: Annotated[int, typer.Option("--window", "-W", min=64, help="Tokens the attention model reads per step.")] = DEFAULTS.window_tokens,
     read_tokens: Annotated[int, typer.Option("--read-tokens", min=64, help="hybrid: candidate tokens the attention model reads per question.")] = DEFAULTS.read_tokens,
+    rerank: Annotated[int, typer.Option("--rerank", min=0, help="hybrid/prior: the prior's best sentences that the full embedder re-reads with their neighbours (0: off).")] = DEFAULTS.rerank_sentences,
     top_k: Annotated[int, typer.Option("--top-k", "-K", min=1, help="Context tokens with the most attention whose sentences are kept.")] = DEFAULTS.top_k,
     phrase: Annotated[int, typer.Option("--phrase", min=1, help="Width of the moving sum that smooths attention (tokens).")] = DEFAULTS.phrase,
     kept_tokens: Annotated[int, typer.Option("--kept-tokens", min=16, help="Cap on the kept sentences, in tokens.")] = DEFAULTS.kept_tokens,
@@ -44,7 +45,7 @@ def ask(
     served_model: ServedModelOption = None,
     output_format: Annotated[AskFormat, typer.Option("--format", "-f", help="text, json or jsonl (one object per question).", case_sensitive=False)] = AskFormat.text,
 ) -> None:
-    """Answer from a long document: evidence found by a lexical+dense prior and the model's attention, answer on --backend."""
+    """Answer from a long document: evidence found by a lexical+dense prior over every sentence (or a model's attention, --mode), answer on --backend."""
     from dataclasses import replace
 
     from lctk.ask.qa import ask_many, read_questions
@@ -63,7 +64,7 @@ def ask(
         raise InputError("empty question; ask something")
     doc = document_from_text("<stdin>", read_stdin_text()) if document == "-" else load_document(document, writable_cache_subdir("documents"))
     settings = replace(DEFAULTS, mode=mode, window_tokens=window, top_k=top_k, phrase=phrase, kept_tokens=kept_tokens,
-                       weight_rows=weight_rows, read_tokens=read_tokens)
+                       weight_rows=weight_rows, read_tokens=read_tokens, rerank_sentences=rerank)
     server = server_value(base_url, served_model)
     many = questions_file is not None
     streaming = stream and output_format == AskFormat.text
