@@ -1,7 +1,7 @@
 """Benchmark `lctk ask` on real questions over real manuals: evidence recall, answer accuracy, refusals.
 
 Usage:
-  python bench/ask_questions.py [--systems lctk,prior,plain,excerpt] [--ablation] [--answerers A/B,...]
+  python bench/ask_questions.py [--systems lctk,hybrid,plain,excerpt] [--ablation] [--answerers A/B,...]
                                 [--split dev|heldout|all] [--report]
 
 Questions: bench/data/ask-questions.jsonl (written from ../shared/data/pdf; `split` dev = tuned on,
@@ -12,11 +12,12 @@ question again over the two manuals concatenated (~180k tokens). Scoring is `lct
 answer is in the kept sentences.
 
 Systems, side by side in one run:
-- lctk: `lctk ask` defaults (hybrid retrieval), answered by each of --answerers from the same evidence;
-- prior: the lexical+dense prior alone (no attention model);
+- lctk: `lctk ask` defaults (the prior, re-read by the full embedder), answered by each of --answerers
+  from the same evidence;
+- hybrid: `--mode hybrid` (the attention model also reads the best candidates);
 - plain: the answer model given the manual's head cut to its 8,192-token window (what plain CLIs do);
 - excerpt: a ~6k-token excerpt holding the answer at a depth set by the question id, read by
-  lctk (hybrid), by InfiniRetri as published (`--mode attention`: the model reads every window,
+  lctk (defaults), by InfiniRetri as published (`--mode attention`: the model reads every window,
   attention alone picks the evidence; too slow for whole manuals on a CPU) and by the plain model
   with the whole excerpt in its window.
 plain and excerpt run on every ninth question (their CPU cost); `--ablation` measures evidence recall (no answers) of retrieval variants on the dev split.
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from report import write_section  # noqa: E402
 
 from lctk.ask.prior import SentencePrior  # noqa: E402
-from lctk.ask.qa import REFUSAL, answer, answer_messages, prepare  # noqa: E402
+from lctk.ask.qa import REFUSAL, answer, answer_messages, prepare, rerank_embedder  # noqa: E402
 from lctk.ask.settings import RetrievalMode, RetrievalSettings  # noqa: E402
 from lctk.documents.load import Document, document_from_text, load_document  # noqa: E402
 from lctk.evaluation.questions import load_questions, score, summarize  # noqa: E402
@@ -152,7 +153,7 @@ def sweep(args, questions, results) -> None:
     def ready(document: Document, settings: RetrievalSettings):
         key = (document.name, settings.window_tokens)
         if key not in prepared:
-            prepared[key] = prepare(document, retriever, settings, embedder)
+            prepared[key] = prepare(document, retriever, settings, embedder, rerank_embedder(embedder))
         return prepared[key]
 
     default = RetrievalSettings()
@@ -163,14 +164,16 @@ def sweep(args, questions, results) -> None:
             jobs += [("lctk", q.document, q, default)]
             if number % 4 == 0:
                 jobs += [("lctk", CONCAT, q, default)]
-        if "prior" in args.systems:
-            jobs += [("prior", q.document, q, replace(default, mode=RetrievalMode.prior))]
+        if "hybrid" in args.systems:
+            jobs += [("hybrid", q.document, q, replace(default, mode=RetrievalMode.hybrid))]
+            if number % 4 == 0:
+                jobs += [("hybrid", CONCAT, q, replace(default, mode=RetrievalMode.hybrid))]
         if "plain" in args.systems and sampled:
             jobs += [("plain", q.document, q, None)]
         if "excerpt" in args.systems and sampled:
             jobs += [("excerpt-lctk", q.document, q, default), ("excerpt-whole", q.document, q, None),
                      ("excerpt-attention", q.document, q, replace(default, mode=RetrievalMode.attention))]
-    jobs.sort(key=lambda job: ["lctk", "prior", "plain", "excerpt-lctk", "excerpt-whole", "excerpt-attention"].index(job[0]))
+    jobs.sort(key=lambda job: ["lctk", "hybrid", "plain", "excerpt-lctk", "excerpt-whole", "excerpt-attention"].index(job[0]))
     for system, doc_name, q, settings in jobs:
         key = f"{system}|{doc_name}|{q.id}"
         if key in results and all("/".join(a) in results[key]["answers"] for a in answerers if system != "plain"
@@ -194,54 +197,64 @@ def sweep(args, questions, results) -> None:
 
 def ablation(args, questions, results) -> None:
     """Evidence recall of retrieval variants (no answers) on the dev split."""
+    from lctk.ask.hybrid import hybrid_select
+    from lctk.ask.prior import RERANK_SPAN, ContextReranker
+
     models, docs = Models(), manuals()
     retriever = models.lm(args.retrieval, "torch", "attention")
     embedder = models.embedder()
+    full = rerank_embedder(embedder)
     default = RetrievalSettings()
     prior_only = replace(default, mode=RetrievalMode.prior)
-    variants = {  # label -> (dense weight, neighbour weight, settings)
-        "lexical only (BM25, no neighbours)": (0.0, 0.0, prior_only),
-        "lexical + neighbours": (0.0, 0.35, prior_only),
-        "dense only (static MiniLM) + neighbours": (1.0, 0.35, prior_only),
-        "lexical + dense, no neighbours": (0.3, 0.0, prior_only),
-        "lexical + dense + neighbours (prior)": (0.3, 0.35, prior_only),
-        "prior, kept sentences bring the next one": (0.3, 0.35, replace(prior_only, context=(1,))),
-        "prior, kept sentences bring both neighbours": (0.3, 0.35, replace(prior_only, context=(-1, 1))),
-        "prior, kept cap 1,024": (0.3, 0.35, replace(prior_only, kept_tokens=1024)),
-        "prior, dense 0.5": (0.5, 0.35, prior_only),
-        "prior, dense 0.5, both neighbours": (0.5, 0.35, replace(prior_only, context=(-1, 1))),
-        "prior, dense 0.5, both neighbours, read 4,096": (0.5, 0.35, replace(prior_only, context=(-1, 1), read_tokens=4096)),
-        "prior, dense 0.5, both neighbours, cap 1,024": (0.5, 0.35, replace(prior_only, context=(-1, 1), kept_tokens=1024)),
-        "prior + attention 0.5": (0.3, 0.35, default),
-        "prior + attention 0.5, next sentence": (0.3, 0.35, replace(default, context=(1,))),
-        "prior + attention 1.0, next sentence": (0.3, 0.35, replace(default, context=(1,), attention_weight=1.0)),
-        "prior + attention 0.5, next sentence, read 4,096": (0.3, 0.35, replace(default, context=(1,), read_tokens=4096)),
+    hybrid = replace(default, mode=RetrievalMode.hybrid)
+    plain = replace(prior_only, rerank_sentences=0)  # the prior before the full model's re-read
+    variants = {  # label -> (dense weight, neighbour weight, settings, re-read span)
+        "lexical only (BM25, no neighbours)": (0.0, 0.0, plain, RERANK_SPAN),
+        "lexical + neighbours": (0.0, 0.35, plain, RERANK_SPAN),
+        "dense only (static MiniLM) + neighbours": (1.0, 0.35, plain, RERANK_SPAN),
+        "lexical + dense, no neighbours": (0.3, 0.0, plain, RERANK_SPAN),
+        "lexical + dense + neighbours (prior)": (0.3, 0.35, plain, RERANK_SPAN),
+        "prior, kept sentences bring the next one": (0.3, 0.35, replace(plain, context=(1,)), RERANK_SPAN),
+        "prior, kept sentences bring both neighbours": (0.3, 0.35, replace(plain, context=(-1, 1)), RERANK_SPAN),
+        "prior, kept cap 1,024": (0.3, 0.35, replace(plain, kept_tokens=1024), RERANK_SPAN),
+        "prior, dense 0.5": (0.5, 0.35, plain, RERANK_SPAN),
+        "prior + re-read (full MiniLM, previous + sentence + next, best 100, weight 2; the default)": (0.3, 0.35, prior_only, RERANK_SPAN),
+        "prior + re-read, sentence alone": (0.3, 0.35, prior_only, (0, 0)),
+        "prior + re-read, previous + sentence": (0.3, 0.35, prior_only, (1, 0)),
+        "prior + re-read, weight 1": (0.3, 0.35, replace(prior_only, rerank_weight=1.0), RERANK_SPAN),
+        "prior + re-read, weight 4": (0.3, 0.35, replace(prior_only, rerank_weight=4.0), RERANK_SPAN),
+        "prior + re-read, best 50": (0.3, 0.35, replace(prior_only, rerank_sentences=50), RERANK_SPAN),
+        "prior + re-read, best 200": (0.3, 0.35, replace(prior_only, rerank_sentences=200), RERANK_SPAN),
+        "prior + attention 0.5 (hybrid before the re-read)": (0.3, 0.35, replace(hybrid, rerank_sentences=0, attention_weight=0.5), RERANK_SPAN),
+        "prior + re-read + attention 0.5": (0.3, 0.35, replace(hybrid, attention_weight=0.5), RERANK_SPAN),
+        "prior + re-read + attention 0.25 (--mode hybrid)": (0.3, 0.35, hybrid, RERANK_SPAN),
+        "prior + re-read + attention 1.0": (0.3, 0.35, replace(hybrid, attention_weight=1.0), RERANK_SPAN),
     }
     if args.variants:
         variants = {k: v for k, v in variants.items() if any(word in k for word in args.variants.split("|"))}
     prepared = {name: prepare(docs[name], retriever, default, None) for name in MANUALS}
-    texts = {name: [p.document.text[s.start:s.end] for s in p.sentences] for name, p in prepared.items()}
-    vectors = {name: SentencePrior(texts[name], embedder) for name in MANUALS}
-    for label, (dense_w, neighbour_w, settings) in variants.items():
+    texts = {name: p.texts() for name, p in prepared.items()}
+    priors = {name: SentencePrior(texts[name], embedder) for name in MANUALS}
+    rerankers: dict = {}  # (manual, span) -> ContextReranker: window vectors embedded once per span
+    for label, (dense_w, neighbour_w, settings, span) in variants.items():
         key = f"ablation|{label}"
         if key in results:
             continue
-        rows = []
+        rows, started = [], time.perf_counter()
         for q in questions:
             p = prepared[q.document]
-            prior = vectors[q.document]
+            prior = priors[q.document]
             prior.dense_weight, prior.neighbour_weight = dense_w, neighbour_w
             p.prior = prior
-            chosen = settings
-            from lctk.ask.hybrid import hybrid_select
-
-            sel = hybrid_select(retriever if chosen.mode == RetrievalMode.hybrid else None, p.document.text,
-                                p.sentences, p.counts, p.prior_scores(q.question), q.question, chosen)
+            p.reranker = rerankers.setdefault((q.document, span), ContextReranker(texts[q.document], full, span))
+            sel = hybrid_select(retriever if settings.mode == RetrievalMode.hybrid else None, p.document.text,
+                                p.sentences, p.counts, p.relevance(q.question, settings), q.question, settings)
             evidence = "\n".join(e.text for e in p.evidence(sel.kept, sel.scores))
             rows.append(score(q, "", evidence, False)["evidence"])
-        results[key] = {"recall": sum(rows) / len(rows), "n": len(rows)}
+        results[key] = {"recall": sum(rows) / len(rows), "n": len(rows),
+                        "seconds": round((time.perf_counter() - started) / len(rows), 2)}
         save(results)
-        print(f"{label:50s} recall {results[key]['recall']:.3f} ({len(rows)})", flush=True)
+        print(f"{label:50s} recall {results[key]['recall']:.3f} ({len(rows)}) {results[key]['seconds']} s/question", flush=True)
 
 
 def lookup_speed(args, questions, results) -> None:
@@ -293,10 +306,12 @@ def render(results: dict, questions, answerers) -> str:
     by_id = {q.id: q for q in questions}
     lines = []
     systems = [
-        ("lctk ask (hybrid), own manual", "lctk", "own"), ("lctk ask (hybrid), both manuals concatenated", "lctk", CONCAT),
-        ("prior alone (no attention model), own manual", "prior", "own"),
+        ("lctk ask (default: prior + re-read), own manual", "lctk", "own"),
+        ("lctk ask (default: prior + re-read), both manuals concatenated", "lctk", CONCAT),
+        ("lctk ask --mode hybrid (+ gemma3-270m attention), own manual", "hybrid", "own"),
+        ("lctk ask --mode hybrid (+ gemma3-270m attention), both manuals concatenated", "hybrid", CONCAT),
         ("plain model, manual head-truncated to 8,192 tokens", "plain", "own"),
-        ("lctk ask (hybrid), 6k-token excerpt", "excerpt-lctk", "own"),
+        ("lctk ask (default), 6k-token excerpt", "excerpt-lctk", "own"),
         ("InfiniRetri as published (attention only, every window), 6k-token excerpt", "excerpt-attention", "own"),
         ("plain model, whole 6k-token excerpt in its window", "excerpt-whole", "own"),
     ]
@@ -306,7 +321,7 @@ def render(results: dict, questions, answerers) -> str:
         lines.append("| system | answerer | questions (answerable + absent) | evidence recall | accuracy | accuracy when evidence holds | F1 | refusals (absent) | false refusals | s per question |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for name, system, where in systems:
-            for answerer in (answerers if system in ("lctk", "prior", "excerpt-lctk") else answerers[:1]):
+            for answerer in (answerers if system in ("lctk", "hybrid", "excerpt-lctk") else answerers[:1]):
                 answer_name = "/".join(answerer)
                 rows, seconds = [], []
                 for key, row in results.items():
@@ -345,17 +360,17 @@ def render(results: dict, questions, answerers) -> str:
     ablations = {k.split("|", 1)[1]: v for k, v in results.items() if k.startswith("ablation|")}
     if ablations:
         lines.append("### Which change bought what: evidence recall on the dev questions (own manual, no answers)\n")
-        lines.append("| retrieval | evidence recall |")
-        lines.append("|---|---|")
+        lines.append("| retrieval | evidence recall | s per question (re-read windows embedded by the first variant of each span, reused after) |")
+        lines.append("|---|---|---|")
         for label, row in ablations.items():
-            lines.append(f"| {label} | {row['recall']:.0%} ({row['n']}) |")
+            lines.append(f"| {label} | {row['recall']:.0%} ({row['n']}) | {row.get('seconds', '—')} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", default="lctk,prior,plain,excerpt")
+    parser.add_argument("--systems", default="lctk,hybrid,plain,excerpt")
     parser.add_argument("--answerers", default="gemma3-270m/llama,smollm2-135m/llama")
     parser.add_argument("--retrieval", default="gemma3-270m")
     parser.add_argument("--split", default="all")
