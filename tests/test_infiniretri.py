@@ -14,6 +14,7 @@ from lctk.ask.infiniretri import (
     phrase_scores,
     retrieve,
 )
+from lctk.ask.settings import RetrievalMode
 from lctk.documents.sentences import pack_windows, split_sentences
 from lctk.errors import InputError
 
@@ -192,6 +193,19 @@ def test_ask_cli_answers_cites_and_resumes(tmp_path):
     assert any("mauve-42-kumquat" in e["text"] for e in payload["evidence"])
     assert_one_line_error(run_lctk("ask", str(doc), "   "), 1, "empty question")
     assert_one_line_error(run_lctk("ask", str(tmp_path / "missing.pdf"), "q?"), 1, "no such file")
+
+
+@pytest.mark.slow
+def test_prior_mode_counts_tokens_with_the_gguf_vocabulary_alone(attention_lm):
+    from lctk.ask.qa import retrieval_model_for
+    from lctk.models.torch_backend import TorchLanguageModel
+
+    counter = retrieval_model_for("gemma3-270m", RetrievalSettings())  # the default mode reads no attention
+    assert not isinstance(counter, TorchLanguageModel) and counter.model_id == attention_lm.model_id
+    text = JARGON.read_text(encoding="utf-8")[400_000:420_000]
+    pieces = [text[s.start : s.end] for s in split_sentences(text)]
+    assert [counter.count_tokens(p) for p in pieces] == [attention_lm.count_tokens(p) for p in pieces]
+    assert isinstance(retrieval_model_for("gemma3-270m", RetrievalSettings(mode=RetrievalMode.hybrid)), TorchLanguageModel)
 
 
 @pytest.fixture(scope="module")

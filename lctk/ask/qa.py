@@ -1,10 +1,11 @@
-"""`ask`: answer questions over a document of any length (hybrid or InfiniRetri retrieval + an answer model).
+"""`ask`: answer questions over a document of any length (a lexical + dense prior, or InfiniRetri, + an answer model).
 
 `ask(path, question)` is the Python API (`lctk.ask.ask`): it loads the document and the
 default models and returns a frozen `AskResult`; `ask_many(path, questions)` loads and prepares
 once and yields one result per question; `prepare(...)` + `answer(...)` do the work with models
-the caller already holds. Retrieval reads attention, so its model always runs on torch; the
-answer runs on the backend chosen for generation, from the `answer_sentences` best kept
+the caller already holds. Retrieval in the hybrid and attention modes reads attention, so its
+model runs on torch (in prior mode only its tokenizer counts tokens); the answer runs on the
+backend chosen for generation, from the `answer_sentences` best kept
 sentences, and is checked against them (lctk.ask.grounding). In `attention` mode the
 retrieval state is checkpointed after every window under the cache dir, keyed by document,
 question, settings and model, so an interrupted run continues with `resume=True`; `hybrid` and
@@ -223,8 +224,8 @@ def ask_many(
 
     Extraction, the sentence split, token counts and the prior's sentence vectors are computed once
     and shared by every question; `on_piece(index, piece)` streams each answer. With a model
-    server (`server`, or LCTK_BASE_URL) the answers come from it; retrieval stays on the local
-    attention model, since no server returns attention weights.
+    server (`server`, or LCTK_BASE_URL) the answers come from it; retrieval stays local (no server
+    returns attention weights).
     """
     from lctk.models.loader import load_language_model
     from lctk.models.registry import LM, resolve_model, role_model
@@ -237,14 +238,34 @@ def ask_many(
     retrieval_name, answer_name = retrieval_model or role_model("attention").value, role_model("answer", model).value
     for name in (retrieval_name, answer_name):  # a mistyped name fails now, not after a model has loaded
         resolve_model(name, LM)
-    loaded, _ = load_language_model(retrieval_name, "attention", "torch")
-    retriever = cast(AttentionLanguageModel, loaded)  # loaded for the attention operation
+    retriever = cast(AttentionLanguageModel, retrieval_model_for(retrieval_name, settings))  # counts tokens in prior mode
     answerer, choice = load_language_model(answer_name, "generate", backend, server=server)
     prepared = prepare(document, retriever, settings, prior_embedder(settings))
     for index, question in enumerate(questions):
         pieces = (lambda piece, at=index: on_piece(at, piece)) if on_piece is not None else None
         yield answer(prepared, question, retriever=retriever, answerer=answerer, answer_backend=choice.backend, settings=settings, max_tokens=max_tokens,
                      checkpoint_dir=writable_cache_subdir("ask"), resume=resume, on_window=on_window, on_piece=pieces, check=check)
+
+
+def retrieval_model_for(name: str, settings: RetrievalSettings):
+    """The retrieval model, loaded for what `settings.mode` does with it.
+
+    hybrid and attention read its attention weights (torch). prior only counts sentences in its
+    tokens (the kept cap): a GGUF's vocabulary alone gives the same token ids as the torch model in
+    ~0.1 s, with no torch import and no weights.
+    """
+    from lctk.models.loader import load_language_model
+    from lctk.models.registry import GGUF, LM, resolve_model
+
+    source = resolve_model(name, LM)
+    if settings.mode == RetrievalMode.prior and source.fmt == GGUF:
+        try:
+            from lctk.models.llama_backend import LlamaLanguageModel
+
+            return LlamaLanguageModel(source.path, source.model_id, vocab_only=True)
+        except ImportError:  # no llama-cpp-python: the torch model counts the same tokens
+            pass
+    return load_language_model(name, "attention", "torch")[0]
 
 
 def question_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
