@@ -101,7 +101,8 @@ def _cases() -> list[Case]:
         Case("ask: whitespace question", ("ask", str(JARGON), " \n "), 1, "empty question"),
         Case("ask: unknown answer model", ("ask", str(JARGON), "q?", "-m", "gpt-17"), 1, "unknown model"),
         Case("ask: an embedder as retrieval model", ("ask", str(JARGON), "q?", "--retrieval-model", "minilm-l6-v2"), 1, "not a language model"),
-        Case("ask: retrieval model torch cannot run", ("ask", str(JARGON), "q?", "--retrieval-model", "{d}/bogus.gguf"), 1, "cannot run the 'bogusarch'"),
+        Case("ask: retrieval model torch cannot run", ("ask", str(JARGON), "q?", "--mode", "hybrid", "--retrieval-model", "{d}/bogus.gguf"), 1, "cannot run the 'bogusarch'"),
+        Case("ask: retrieval vocabulary llama.cpp cannot load", ("ask", str(JARGON), "q?", "--retrieval-model", "{d}/bogus.gguf"), 1, "llama.cpp cannot load"),
         Case("ask: window below the minimum", ("ask", str(JARGON), "q?", "-W", "0"), 2, "--window"),
         Case("ask: cache dir not writable", ("ask", str(JARGON), "q?"), 1, "LCTK_CACHE_DIR", env={"LCTK_CACHE_DIR": "{d}/a-file/cache"}),
         # generate
