@@ -161,8 +161,6 @@ class ContextReranker:
         best = [int(i) for i in np.argsort(-prior, kind="stable")[:top] if prior[i] > 0]
         query = self._embedder.embed([question])[0].astype(np.float64)
         cosine = self.vectors(best).astype(np.float64) @ query
-        low, high = float(cosine.min()), float(cosine.max())
-        scaled = (cosine - low) / (high - low) if high > low else np.zeros_like(cosine)
         out = prior.astype(np.float64) / best_prior
-        out[best] += weight * scaled
+        out[best] += weight * _scaled(cosine, floor=float(cosine.min()))  # min-max; all equal: no change
         return out
